@@ -1,0 +1,23 @@
+"""The `vidseek` command line. Each command lives in its own module and imports heavy
+libraries (torch, onnx) inside its function, so `vidseek --help` and the search path stay light."""
+
+from __future__ import annotations
+
+import click
+
+from vidseek import __version__
+from vidseek.cli.eval_cmd import eval_cmd
+from vidseek.cli.synth_cmd import synth_cmd
+from vidseek.cli.train_cmd import predict_cmd, train_cmd
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="vidseek")
+def cli() -> None:
+    """Find moments in video by natural language."""
+
+
+cli.add_command(train_cmd)
+cli.add_command(predict_cmd)
+cli.add_command(eval_cmd)
+cli.add_command(synth_cmd)
