@@ -1,0 +1,244 @@
+"""ExCL and PLPNet: losses against hand-computed values, masking, checkpoints, and learning."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from toy_features import make_toy
+from vidseek.decode import decode_start_end, expected_span, topk_index_spans
+from vidseek.trainer.checkpoint import load_run
+from vidseek.trainer.data.dataset import MomentDataset
+from vidseek.trainer.models import EXCL_NAMES, MODEL_NAMES, build_model, config_for
+from vidseek.trainer.models.excl import ExCL, ExCLConfig, expected_times
+from vidseek.trainer.models.layers import BiLSTM
+from vidseek.trainer.models.plpnet import attention_loss, feature_margin_loss, phrase_loss
+from vidseek.trainer.train import TrainConfig, predict, score, train
+from vidseek.trainer.words import LearnedWords
+
+SMALL = {"video_hidden": 32, "query_hidden": 32, "span_hidden": 32, "mlp_hidden": 64, "dropout": 0.1}
+SMALL_PLP = {"dim": 64, "dropout": 0.1}
+
+
+def small(name: str) -> dict:
+    return SMALL_PLP if name == "plpnet" else SMALL
+
+
+# ---- names and configs ---------------------------------------------------------------------
+
+
+def test_all_twelve_excl_variants_are_registered():
+    assert len(EXCL_NAMES) == 12 and len(set(EXCL_NAMES)) == 12
+    cfg = config_for("excl-reg-1c")
+    assert (cfg.objective, cfg.video_lstm, cfg.predictor) == ("reg", False, "c")
+    assert cfg.name == "excl-reg-1c"
+    # paper sizes are the defaults
+    d = ExCLConfig()
+    assert (d.video_hidden, d.span_hidden, d.query_hidden, d.mlp_hidden, d.dropout) == (256, 128, 256, 256, 0.5)
+
+
+def test_unknown_model_and_setting_are_clear_errors():
+    with pytest.raises(ValueError, match="choose one of"):
+        config_for("excl-xyz")
+    with pytest.raises(ValueError, match="no setting hidden"):
+        config_for("plpnet", hidden=3)
+
+
+# ---- layers --------------------------------------------------------------------------------
+
+
+def test_bilstm_is_exact_on_padded_sequences():
+    """Padding must not change any valid step, nor the sentence state (no packed sequences needed)."""
+    torch.manual_seed(0)
+    lstm = BiLSTM(5, 7, num_layers=2).eval()
+    x = torch.randn(1, 4, 5)
+    out1, sent1 = lstm(x, torch.ones(1, 4, dtype=torch.bool))
+    padded = torch.cat([x, torch.randn(1, 3, 5)], 1)
+    mask = torch.tensor([[True] * 4 + [False] * 3])
+    out2, sent2 = lstm(padded, mask)
+    torch.testing.assert_close(out2[:, :4], out1)
+    torch.testing.assert_close(sent2, sent1)
+    assert out2[:, 4:].abs().max() == 0
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_parts_compose_and_respect_the_video_mask(name):
+    """forward == head(encode_video, encode_text); padded steps get no start/end mass."""
+    torch.manual_seed(0)
+    model = build_model(name, video_dim=6, word_dim=5, **small(name)).eval()
+    video, words = torch.randn(2, 10, 6), torch.randn(2, 4, 5)
+    vmask = torch.tensor([[True] * 10, [True] * 7 + [False] * 3])
+    wmask = torch.tensor([[True] * 4, [True] * 2 + [False] * 2])
+    out = model(video, vmask, words, wmask)
+    parts = model.head(model.encode_video(video, vmask), vmask, model.encode_text(words, wmask))
+    key = "span" if name == "plpnet" else "start_logits"
+    torch.testing.assert_close(out[key], parts[key])
+    if name == "plpnet":
+        assert out["frame_att"][1, 7:].max() < 1e-6
+        assert out["word_att"].shape == (2, 3, 4) and out["word_att"][1, :, 2:].max() < 1e-6
+        torch.testing.assert_close(out["word_att"].sum(-1), torch.ones(2, 3))
+        assert out["phrase_spans"].shape == (2, 3, 2)
+    else:
+        assert torch.softmax(out["start_logits"], -1)[1, 7:].max() < 1e-6
+
+
+# ---- losses against hand-computed values ----------------------------------------------------
+
+
+def test_excl_clf_loss_is_eq1():
+    model = ExCL(ExCLConfig(objective="clf", video_dim=2, word_dim=2, video_hidden=2, query_hidden=2, span_hidden=2))
+    out = {"start_logits": torch.tensor([[0.0, math.log(3.0)]]), "end_logits": torch.tensor([[0.0, 0.0]])}
+    batch = {"start_idx": torch.tensor([1]), "end_idx": torch.tensor([0])}
+    loss, _ = model.loss(out, batch)
+    # -log P_start(1) - log P_end(0) = -log(3/4) - log(1/2)
+    assert float(loss) == pytest.approx(-math.log(0.75) - math.log(0.5), abs=1e-6)
+
+
+def test_excl_reg_expected_times_by_hand():
+    """T=2: P_start = (1/4, 3/4); P_end|start=0 = (1/2, 1/2), P_end|start=1 = (0, 1).
+    t_s = 1/4*0 + 3/4*1/2 = 3/8; t_e = 1/4*(1/2*1/2 + 1/2*1) + 3/4*1 = 3/16 + 3/4 = 15/16."""
+    s = torch.tensor([[0.0, math.log(3.0)]])
+    e = torch.tensor([[0.0, 0.0]])
+    ts, te = expected_times(s, e, torch.ones(1, 2, dtype=torch.bool))
+    assert float(ts) == pytest.approx(3 / 8) and float(te) == pytest.approx(15 / 16)
+    assert expected_span(s[0].numpy(), e[0].numpy()) == pytest.approx((3 / 8, 15 / 16))
+    model = ExCL(ExCLConfig(objective="reg", video_dim=2, word_dim=2, video_hidden=2, query_hidden=2, span_hidden=2))
+    loss, _ = model.loss({"start_logits": s, "end_logits": e},
+                         {"span": torch.tensor([[0.5, 1.0]]), "video_mask": torch.ones(1, 2, dtype=torch.bool)})
+    assert float(loss) == pytest.approx(1 / 8 + 1 / 16)
+
+
+def test_expected_times_torch_and_numpy_agree():
+    torch.manual_seed(1)
+    s, e = torch.randn(3, 9), torch.randn(3, 9)
+    mask = torch.ones(3, 9, dtype=torch.bool)
+    mask[2, 6:] = False
+    s, e = s.masked_fill(~mask, -1e4), e.masked_fill(~mask, -1e4)
+    ts, te = expected_times(s, e, mask)
+    for i, n in enumerate([9, 9, 6]):
+        assert expected_span(s[i].numpy(), e[i].numpy(), n) == pytest.approx((float(ts[i]), float(te[i])), abs=1e-5)
+
+
+def test_phrase_loss_by_hand():
+    # A = [[1, 0], [0, 1]] (two words, two phrases each on one word): AᵀA = I -> ||I - 0.3 I||² = 2 * 0.49
+    alpha = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])
+    assert float(phrase_loss(alpha, 0.3)) == pytest.approx(0.98)
+    # both phrases on the same word: AᵀA = [[1, 1], [1, 1]] -> 2 * 0.49 + 2 * 1
+    assert float(phrase_loss(torch.tensor([[[1.0, 0.0], [1.0, 0.0]]]), 0.3)) == pytest.approx(2.98)
+
+
+def test_attention_loss_by_hand():
+    beta = torch.tensor([[0.5, 0.25, 0.25]])
+    tags = torch.tensor([[1.0, 0.0, 0.0]])
+    expected = -(math.log(0.5) + 2 * math.log(0.75)) / 3
+    assert float(attention_loss(beta, tags, torch.ones(1, 3, dtype=torch.bool))) == pytest.approx(expected, rel=1e-5)
+    # masked frames do not count
+    mask = torch.tensor([[True, True, False]])
+    assert float(attention_loss(beta, tags, mask)) == pytest.approx(-(math.log(0.5) + math.log(0.75)) / 2, rel=1e-5)
+
+
+def test_feature_margin_loss_by_hand():
+    m_q = torch.tensor([[1.0, 0.2], [0.2, 1.0]])
+    m_v = torch.tensor([[1.0, 0.9], [0.9, 1.0]])
+    # off-diagonal |0.9 - 0.2| - 0.1 = 0.6 twice, diagonal 0 -> mean 1.2 / 4
+    assert float(feature_margin_loss(m_q, m_v, 0.1)) == pytest.approx(0.3)
+
+
+def test_plpnet_loss_has_all_four_terms():
+    torch.manual_seed(0)
+    model = build_model("plpnet", video_dim=6, word_dim=5, dim=16, max_len=8, n_phrases=2)
+    video = torch.randn(3, 8, 6)
+    batch = {"video": video, "video_mask": torch.ones(3, 8, dtype=torch.bool),
+             "span": torch.tensor([[0.1, 0.4], [0.5, 0.9], [0.0, 1.0]]), "tags": (torch.rand(3, 8) > 0.5).float()}
+    out = model(video, batch["video_mask"], torch.randn(3, 4, 5), torch.ones(3, 4, dtype=torch.bool))
+    loss, parts = model.loss(out, batch)
+    assert set(parts) == {"reg", "attention", "phrase", "feature"}
+    assert all(v > 0 for v in parts.values())
+    loss.backward()
+    assert model.w_q_att.weight.grad.abs().sum() > 0  # phrase generation receives gradient
+
+
+# ---- decoding properties ----------------------------------------------------------------------
+
+logits = st.lists(st.floats(-20, 20, allow_nan=False), min_size=1, max_size=40)
+
+
+@given(logits, st.data())
+@settings(max_examples=200, deadline=None)
+def test_decoded_spans_are_ordered_and_in_bounds(start, data):
+    end = data.draw(st.lists(st.floats(-20, 20, allow_nan=False), min_size=len(start), max_size=len(start)))
+    s, e = np.array(start), np.array(end)
+    n = len(s)
+    for i, j, p in topk_index_spans(s, e, n, k=5):
+        assert 0 <= i <= j < n and 0 <= p <= 1
+    # the top span is the argmax of S_start(i) + S_end(j) over i <= j
+    i, j, _ = topk_index_spans(s, e, n, k=1)[0]
+    best = max((s[a] + e[b], a, b) for a in range(n) for b in range(a, n))
+    assert s[i] + e[j] == pytest.approx(best[0])
+    ts, te = expected_span(s, e, n)
+    assert 0 <= ts <= te <= 1 + 1e-9
+    duration = data.draw(st.floats(0.5, 500))
+    for objective in ("clf", "reg"):
+        for a, b, score_ in decode_start_end(s, e, duration, n, objective, k=3):
+            assert 0 <= a <= b <= duration + 1e-3
+
+
+# ---- checkpoints ------------------------------------------------------------------------------
+
+
+def _toy_train(name, tmp_path, steps, n_videos=120):
+    tr, store = make_toy(n_videos, seed=0)
+    featurizer = LearnedWords.build([s.query for s in tr], dim=16)
+    cfg = TrainConfig(epochs=1000, batch_size=16, lr=3e-3, length=32, patience=1000, max_steps=steps, sampler="random")
+    best = train(name, tr, tr, store, featurizer, tmp_path / name, cfg, small(name), progress=False)
+    return best, tr, store
+
+
+def test_checkpoint_rebuilds_the_model_without_the_command_line(tmp_path):
+    best, tr, store = _toy_train("excl-reg-2c", tmp_path, steps=20, n_videos=20)
+    run_dir = tmp_path / "excl-reg-2c"
+    cfg = json.loads((run_dir / "config.json").read_text())
+    assert cfg["format_version"] == 1 and cfg["model"]["name"] == "excl-reg-2c"
+    assert cfg["model"]["config"]["video_hidden"] == 32 and cfg["data"]["feature_dim"] == 16
+    run = load_run(run_dir)
+    data = MomentDataset(tr, store, 32)
+    m = score(predict(run.model, run.name, run.featurizer, data), data.samples)
+    assert m == pytest.approx(best["metrics"])  # the saved weights are the best epoch's
+    cfg["format_version"] = 99
+    (run_dir / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match="format version 99"):
+        load_run(run_dir)
+
+
+# ---- every variant learns ----------------------------------------------------------------------
+
+# Optimiser steps per variant: the MLP predictors (a) learn the query-video conjunction more slowly.
+STEPS = {name: (1000 if name.endswith("a") else 400) for name in MODEL_NAMES}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_every_variant_learns_the_planted_signal(name, tmp_path):
+    torch.set_num_threads(1)
+    best, _, store = _toy_train(name, tmp_path, STEPS[name])
+    assert best["metrics"]["R1@0.5"] >= 90.0, best
+    held_out, store2 = make_toy(40, seed=1)
+    store.update(store2)
+    run = load_run(tmp_path / name)
+    data = MomentDataset(held_out, store, 32)
+    m = score(predict(run.model, run.name, run.featurizer, data), data.samples)
+    # chance: a random span of the right length anywhere in the video
+    rng = np.random.default_rng(0)
+    rand = []
+    for s in held_out:
+        w = s.windows[0][1] - s.windows[0][0]
+        a = rng.uniform(0, s.duration - w)
+        rand.append({"pred_relevant_windows": [[a, a + w, 1.0]]})
+    chance = score(rand, held_out)["R1@0.5"]
+    assert m["R1@0.5"] >= max(50.0, chance + 30.0), (m, chance)

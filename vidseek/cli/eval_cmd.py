@@ -1,0 +1,51 @@
+"""`vidseek eval`: score a moment-retrieval prediction file against QVHighlights-format ground truth."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+_JSONL = click.Path(exists=True, dir_okay=False, readable=True, path_type=Path)
+
+
+@click.command("eval")
+@click.option("--gt", "gt_path", required=True, type=_JSONL, help="Ground-truth JSONL (qid, relevant_windows).")
+@click.option(
+    "--pred", "pred_path", required=True, type=_JSONL, help="Prediction JSONL (qid, pred_relevant_windows)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print every metric as JSON instead of the summary table.")
+def eval_cmd(gt_path: Path, pred_path: Path, as_json: bool) -> None:
+    """Compute QVHighlights (Moment-DETR standalone_eval) and R1/mIoU grounding metrics.
+
+    Each prediction line is {"qid": ..., "pred_relevant_windows": [[start, end, score], ...]},
+    best window first; every ground-truth qid needs exactly one prediction line.
+    """
+    from vidseek.evaluation import evaluate_files
+
+    try:
+        metrics = evaluate_files(gt_path, pred_path)
+    except (ValueError, OSError) as err:
+        raise click.ClickException(
+            f"cannot evaluate {pred_path} against {gt_path}: {err}\n"
+            "Fix the file named above (see `vidseek eval --help` for the expected line format) and run again."
+        ) from err
+    click.echo(json.dumps(metrics, indent=2) if as_json else format_summary(metrics))
+
+
+def format_summary(metrics: dict[str, Any]) -> str:
+    """Two-column table of the ``brief`` and ``grounding`` metrics of an :func:`evaluate_files` report."""
+    rows = [("metric", "value")]
+    rows += [(name, _fmt(value)) for name, value in metrics["brief"].items()]
+    rows += [(f"grounding {name}", _fmt(value)) for name, value in metrics.get("grounding", {}).items()]
+    counts = metrics.get("num_queries", {})
+    rows += [(f"queries ({bucket})", str(n)) for bucket, n in counts.items()]
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(f"{name:<{width}}  {value:>7}" for name, value in rows)
+
+
+def _fmt(value: float | None) -> str:
+    """Two decimals, or ``n/a`` for a bucket without queries."""
+    return "n/a" if value is None else f"{value:.2f}"

@@ -1,0 +1,156 @@
+"""Turn model outputs into ranked spans in seconds (numpy only, torch-free).
+
+Every backend (PyTorch, onnxruntime, TensorRT) calls these functions, so post-processing
+cannot drift between them. Index spans are inclusive (see ``vidseek.spans``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vidseek.spans import index_to_seconds, normalized_to_seconds, temporal_nms
+
+
+def _log_softmax(x: np.ndarray) -> np.ndarray:
+    x = x - x.max()
+    return x - np.log(np.exp(x).sum())
+
+
+def span_log_probs(start_logits: np.ndarray, end_logits: np.ndarray, length: int | None = None) -> np.ndarray:
+    """Joint log-probability log P_start(i) + log P_end(j) of every index span, -inf where j < i.
+
+    start_logits, end_logits: (T,) scores of one sequence whose first ``length`` steps are valid.
+    Returns (length, length). This is ExCL's eqs. 2-4: argmax of S_start(i) + S_end(j), i <= j.
+
+    >>> lp = span_log_probs(np.array([0., 5., 0.]), np.array([5., 0., 0.]))
+    >>> np.unravel_index(np.argmax(lp), lp.shape)
+    (np.int64(1), np.int64(1))
+    """
+    n = len(start_logits) if length is None else int(length)
+    if n < 1:
+        raise ValueError("cannot decode a span from an empty sequence")
+    ls = _log_softmax(np.asarray(start_logits, np.float64)[:n])
+    le = _log_softmax(np.asarray(end_logits, np.float64)[:n])
+    joint = ls[:, None] + le[None, :]
+    joint[np.tril_indices(n, -1)] = -np.inf
+    return joint
+
+
+def topk_index_spans(
+    start_logits: np.ndarray,
+    end_logits: np.ndarray,
+    length: int | None = None,
+    k: int = 10,
+    nms_iou: float | None = 0.7,
+) -> list[tuple[int, int, float]]:
+    """The k most probable index spans ``(i_s, i_e, probability)``, best first, i_s <= i_e.
+
+    Near-duplicates are removed by temporal NMS at ``nms_iou`` (None keeps them).
+
+    >>> topk_index_spans(np.array([0., 9., 0., 0.]), np.array([0., 0., 9., 0.]), k=1)[0][:2]
+    (1, 2)
+    """
+    joint = span_log_probs(start_logits, end_logits, length)
+    n = joint.shape[0]
+    flat = joint.ravel()
+    pool = min(flat.size, max(k * 20, 50))
+    cand = np.argpartition(-flat, pool - 1)[:pool]
+    cand = cand[np.isfinite(flat[cand])]
+    cand = cand[np.argsort(-flat[cand], kind="stable")]
+    spans = np.stack([cand // n, cand % n], 1)
+    scores = np.exp(flat[cand])
+    if nms_iou is not None and len(spans) > 1:
+        keep = temporal_nms(np.stack([spans[:, 0], spans[:, 1] + 1], 1).astype(np.float64), scores, nms_iou, top_k=k)
+    else:
+        keep = np.arange(min(k, len(spans)))
+    return [(int(spans[i, 0]), int(spans[i, 1]), float(scores[i])) for i in keep[:k]]
+
+
+def expected_span(start_logits: np.ndarray, end_logits: np.ndarray, length: int | None = None) -> tuple[float, float]:
+    """ExCL-reg inference (eqs. 5-8): expected start and end, normalised to [0, 1].
+
+    t_s = E_{P_start}[t], t_e = E_{P_start}[E_{P_end|start}[t]] where P_end|start is the softmax of
+    the end scores over j >= i. Step i starts at i/length and ends at (i+1)/length.
+    """
+    n = len(start_logits) if length is None else int(length)
+    s = np.asarray(start_logits, np.float64)[:n]
+    e = np.asarray(end_logits, np.float64)[:n]
+    p_s = np.exp(_log_softmax(s))
+    t_start = np.arange(n) / n
+    t_end = (np.arange(n) + 1) / n
+    cond = np.where(np.triu(np.ones((n, n), bool)), e[None, :], -np.inf)  # (i, j), j >= i
+    cond = np.exp(cond - cond.max(1, keepdims=True))
+    cond /= cond.sum(1, keepdims=True)
+    ts = float(p_s @ t_start)
+    te = float(p_s @ (cond @ t_end))
+    return ts, te
+
+
+def decode_start_end(
+    start_logits: np.ndarray,
+    end_logits: np.ndarray,
+    duration: float,
+    length: int | None = None,
+    objective: str = "clf",
+    k: int = 10,
+) -> list[list[float]]:
+    """Ranked windows ``[[start_s, end_s, score], ...]`` in seconds from ExCL start/end scores.
+
+    ``clf``: the k most probable spans. ``reg``: the expected span first (score 1.0), then the
+    most probable discrete spans as lower-ranked alternatives (their joint probability < 1).
+    """
+    n = len(start_logits) if length is None else int(length)
+    windows = [[*index_to_seconds((i, j), duration, n), p] for i, j, p in topk_index_spans(start_logits, end_logits, n, k)]
+    if objective == "reg":
+        ts, te = expected_span(start_logits, end_logits, n)
+        windows = [[*normalized_to_seconds((ts, te), duration), 1.0]] + windows[: k - 1]
+    elif objective != "clf":
+        raise ValueError(f"objective must be 'clf' or 'reg', got {objective!r}")
+    return [[round(a, 4), round(b, 4), round(float(p), 6)] for a, b, p in windows]
+
+
+def attention_mass(frame_att: np.ndarray, span: tuple[float, float], length: int | None = None) -> float:
+    """Share of the frame attention (T,) that falls inside a normalised span, in [0, 1].
+
+    >>> attention_mass(np.array([0.1, 0.4, 0.4, 0.1]), (0.25, 0.75))
+    0.8
+    """
+    n = len(frame_att) if length is None else int(length)
+    att = np.asarray(frame_att, np.float64)[:n]
+    centers = (np.arange(n) + 0.5) / n
+    inside = (centers >= span[0]) & (centers <= span[1])
+    total = att.sum()
+    return round(float(att[inside].sum() / total), 6) if total > 0 else 0.0
+
+
+def decode_regression(
+    span: np.ndarray,
+    frame_att: np.ndarray,
+    duration: float,
+    length: int | None = None,
+) -> list[list[float]]:
+    """PLPNet: the regressed sentence span in seconds, scored by the frame attention mass inside it."""
+    a, b = sorted(float(x) for x in np.clip(span, 0.0, 1.0))
+    s, e = normalized_to_seconds((a, b), duration)
+    return [[round(s, 4), round(e, 4), attention_mass(frame_att, (a, b), length)]]
+
+
+def decode_phrases(
+    phrase_spans: np.ndarray,
+    word_att: np.ndarray,
+    phrase_weights: np.ndarray,
+    tokens: list[str],
+    duration: float,
+) -> list[dict]:
+    """PLPNet phrases: each phrase's span in seconds, its weight γ, and the words that formed it.
+
+    phrase_spans (N, 2) normalised, word_att (N, M) word attention α, phrase_weights (N,) γ.
+    """
+    out = []
+    for n, (span, alpha) in enumerate(zip(phrase_spans, word_att)):
+        s, e = normalized_to_seconds(sorted(float(x) for x in span), duration)
+        weights = [round(float(a), 4) for a in alpha[: len(tokens)]]
+        top = [tokens[i] for i in sorted(np.argsort(weights)[::-1][:3]) if weights[i] > 0]
+        out.append({"phrase": n, "span": [round(s, 4), round(e, 4)], "weight": round(float(phrase_weights[n]), 4),
+                    "words": top, "word_weights": [[t, w] for t, w in zip(tokens, weights)]})
+    return out
