@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
+from types import SimpleNamespace
 
 RENDERER_VERSION = "synth-1.0"  # bump whenever frames or annotations for a seed change
 
@@ -23,36 +24,44 @@ class SynthConfig:
     min_duration: float = 10.0  # shortest video, seconds
     max_duration: float = 60.0  # longest video, seconds
     container: str = "mp4"  # one of CONTAINERS
-    crf: int = 18  # encoder quality (lower = better); fixed so decoded frames are reproducible
+    crf: int = 23  # encoder quality (lower = better); fixed so decoded frames are reproducible
     split: tuple[float, float, float] = (0.7, 0.15, 0.15)  # train / val / test fractions
     sentences_per_action: int = 3  # distinct sentences written for every action
-    extra: dict = field(default_factory=dict)  # free-form notes copied into the manifest
 
     def __post_init__(self) -> None:
-        problems = self.problems()
+        problems = self.problems(**asdict(self))
         if problems:
-            raise ValueError("invalid SynthConfig: " + "; ".join(problems))
+            raise ValueError("invalid SynthConfig: " + "; ".join(msg for _, msg in problems))
 
-    def problems(self) -> list[str]:
-        """Every reason this configuration cannot be rendered (empty when it can)."""
+    @staticmethod
+    def problems(**fields) -> list[tuple[str, str]]:
+        """(field, message) for every reason a configuration with these fields cannot be rendered.
+
+        >>> SynthConfig.problems(**{**asdict(SynthConfig()), "width": 161})
+        [('width', 'width must be an even number of pixels in [32, 4096], got 161')]
+        """
+        self = SimpleNamespace(**fields)
         out = []
         if not (1.0 <= self.fps <= 120.0):
-            out.append(f"fps must be in [1, 120], got {self.fps}")
+            out.append(("fps", f"fps must be in [1, 120], got {self.fps}"))
         for name, v in (("width", self.width), ("height", self.height)):
             if v < 32 or v > 4096 or v % 2:
-                out.append(f"{name} must be an even number in [32, 4096], got {v}")
+                out.append((name, f"{name} must be an even number of pixels in [32, 4096], got {v}"))
         if self.min_duration < MIN_VIDEO_SECONDS:
-            out.append(f"min_duration must be >= {MIN_VIDEO_SECONDS} s, got {self.min_duration}")
+            out.append(("min_duration", f"min_duration must be >= {MIN_VIDEO_SECONDS} s, got {self.min_duration}"))
         if self.max_duration < self.min_duration:
-            out.append(f"max_duration ({self.max_duration}) is below min_duration ({self.min_duration})")
+            out.append(("max_duration", f"max_duration ({self.max_duration} s) is below min_duration "
+                                        f"({self.min_duration} s)"))
         if self.max_duration > MAX_VIDEO_SECONDS:
-            out.append(f"max_duration must be <= {MAX_VIDEO_SECONDS} s, got {self.max_duration}")
+            out.append(("max_duration", f"max_duration must be <= {MAX_VIDEO_SECONDS} s, got {self.max_duration}"))
         if self.container not in CONTAINERS:
-            out.append(f"container must be one of {sorted(CONTAINERS)}, got {self.container!r}")
+            out.append(("container", f"container must be one of {sorted(CONTAINERS)}, got {self.container!r}"))
+        if not (0 <= self.crf <= 63):
+            out.append(("crf", f"crf must be in [0, 63], got {self.crf}"))
         if len(self.split) != 3 or min(self.split) < 0 or abs(sum(self.split) - 1.0) > 1e-6:
-            out.append(f"split must be three non-negative fractions summing to 1, got {self.split}")
+            out.append(("split", f"split must be three non-negative fractions summing to 1, got {self.split}"))
         if self.sentences_per_action < 1:
-            out.append(f"sentences_per_action must be >= 1, got {self.sentences_per_action}")
+            out.append(("sentences_per_action", f"sentences_per_action must be >= 1, got {self.sentences_per_action}"))
         return out
 
     @property

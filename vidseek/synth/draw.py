@@ -81,26 +81,29 @@ def fill_ellipse(img: np.ndarray, c, rx: float, ry: float, color: Color, opacity
 
 def fill_polygon(img: np.ndarray, pts, color: Color, opacity: float = 1.0) -> None:
     """A filled convex polygon given by its corners in either winding order."""
-    pts = np.asarray(pts, np.float32)
-    box = _box(img, pts[:, 0].min() - 1, pts[:, 1].min() - 1, pts[:, 0].max() + 1, pts[:, 1].max() + 1)
+    pts = [(float(x), float(y)) for x, y in pts]
+    xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+    box = _box(img, min(xs) - 1, min(ys) - 1, max(xs) + 1, max(ys) + 1)
     if box is None:
         return
-    px, py = _grid(*box)
-    area = float(np.sum(pts[:, 0] * np.roll(pts[:, 1], -1) - np.roll(pts[:, 0], -1) * pts[:, 1]))
+    edges = list(zip(pts, pts[1:] + pts[:1]))
+    area = sum(ax * by - bx * ay for (ax, ay), (bx, by) in edges)
     if abs(area) < 1e-6:
         return
     sign = 1.0 if area > 0 else -1.0
+    px, py = _grid(*box)
     inside = None
-    for (ax, ay), (bx, by) in zip(pts, np.roll(pts, -1, axis=0)):
+    for (ax, ay), (bx, by) in edges:
         ex, ey = bx - ax, by - ay
         norm = math.hypot(ex, ey)
         if norm < 1e-9:
             continue
-        dist = sign * ((py - ay) * ex - (px - ax) * ey) / norm  # > 0 inside, for either winding
+        k = sign / norm
+        dist = (py - ay) * (ex * k) - (px - ax) * (ey * k)  # > 0 inside, for either winding
         inside = dist if inside is None else np.minimum(inside, dist)
-    if inside is None:
-        return
-    alpha = np.clip(inside + 0.5, 0.0, 1.0) * opacity
+    alpha = np.clip(inside + 0.5, 0.0, 1.0)
+    if opacity != 1.0:
+        alpha *= opacity
     blend(img, box, alpha, color)
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from vidseek.synth.camera import ROOM, Camera
 from vidseek.synth.figure import skeleton
-from vidseek.synth.poses import POSES, carry_point, chair_spots, door_spot
+from vidseek.synth.poses import POSES, chair_spots, door_spot
 from vidseek.synth.timeline import Action, Flight, Motion, PropEvent, Ramp, Timeline, Track
 from vidseek.synth.verbs import VERBS
 from vidseek.synth.world import Person, Scene
@@ -25,6 +25,7 @@ XY = tuple[float, float]
 MIN_ACTIONS, MAX_ACTIONS = 3, 10
 END_MARGIN = 0.4  # every action ends at least this long before the video does
 INF = float("inf")
+KEEP = object()  # "unchanged" for Step fields
 
 
 @dataclass
@@ -115,13 +116,15 @@ class Planner:
             props=[self.prop_events[p.pid] for p in self.scene.props])
 
     def _schedule(self, actor: Actor, t: float) -> bool:
-        """Try the possible verbs at time t in weighted random order; commit the first that fits."""
+        """Idle until t, then try the possible verbs in weighted random order; commit the first that fits."""
+        self._idle(actor, actor.free_at, t, wander=True)
+        actor.free_at = t
         options = self._options(actor, t)
         while options:
             weights = np.array([VERBS[v].weight / (1 + self.counts.get(v, 0)) / n for v, _, n in options])
             i = int(self.rng.choice(len(options), p=weights / weights.sum()))
             verb, prop, _ = options.pop(i)
-            step = getattr(self, "_" + verb)(actor, t, prop)
+            step = getattr(self, "_" + verb)(actor, t, prop)  # one builder method per verb, named after it
             if step is not None and step.action.end <= self.duration - END_MARGIN:
                 self._commit(actor, t, step)
                 return True
@@ -149,11 +152,10 @@ class Planner:
         return out
 
     def _commit(self, a: Actor, t: float, step: Step) -> None:
-        self._idle(a, a.free_at, t, wander=True)
         a.motions.extend(step.motions)
         a.loc, (a.x, a.d), a.facing, a.holding = step.end_loc, step.end_pos, step.end_facing, step.holding
-        a.free_at = step.motions[-1].t1
-        self._idle(a, a.free_at, step.action.end, wander=False)
+        self._idle(a, step.motions[-1].t1, step.action.end, wander=False)
+        a.free_at = max(step.motions[-1].t1, step.action.end)
         self.actions.append(step.action)
         self.counts[step.action.verb] = self.counts.get(step.action.verb, 0) + 1
         self.busy.update(step.locks)
@@ -195,7 +197,7 @@ class Planner:
         if wander and a.loc == "stand" and t1 - t0 > 3.0 and self.rng.random() < 0.5:
             spot = self._random_spot()
             walk, t_arrive = self._walk(a, t0 + float(self.rng.uniform(0.3, 1.0)), spot, "walk")
-            if t_arrive < t1 - 0.5:
+            if walk and t_arrive < t1 - 0.5:
                 a.motions.append(Motion(t0, walk[0].t0, "idle", a.pos, a.pos, a.facing, a.holding))
                 a.motions.extend(walk)
                 a.x, a.d = spot
@@ -223,12 +225,13 @@ class Planner:
 
     def _offscreen(self, side: int) -> XY:
         d = float(self.rng.uniform(4.1, 5.0))
-        return side * (self.cam.visible_x(d) + 0.45), d
+        return side * (self.cam.visible_x(d) + 0.35), d  # just out of view: the figure is ~0.3 m wide
 
     def _step(self, a: Actor, motions: list[Motion], verb: str, obj: str | None, start: float, end: float,
-              end_loc: str, end_pos: XY, end_facing: int, prop: int | None = None, **kw) -> Step:
+              end_loc: str, end_pos: XY, end_facing: int, prop: int | None = None, holding=KEEP, **kw) -> Step:
+        """A Step whose annotated window is [start, end]; ``holding`` defaults to what ``a`` holds now."""
         action = Action(a.person.pid, verb, obj, prop, round(start, 3), round(end, 3))
-        holding = kw.pop("holding", a.holding)
+        holding = a.holding if holding is KEEP else holding
         return Step(motions, action, end_loc, end_pos, end_facing, holding, **kw)
 
     # -- one builder per verb: Step or None when it cannot happen -----------------------------------

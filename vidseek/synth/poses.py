@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 
 from vidseek.synth.camera import to_plane
-from vidseek.synth.figure import FOREARM, SHIN, STAND_HIP, THIGH, UPPER_ARM, Arm, Leg, Pose
+from vidseek.synth.figure import SHIN, STAND_HIP, THIGH, Arm, Leg, Pose
 from vidseek.synth.timeline import Motion, Timeline, ramp
 from vidseek.synth.world import Door, Furniture, Person, Scene
 

@@ -33,6 +33,6 @@ VERBS: dict[str, VerbSpec] = {v.key: v for v in (
     VerbSpec("put_down", "puts down", ("box", "ball"), (1.2, 2.5), 1.0),
     VerbSpec("sit_down", "sits down", ("chair",), (1.2, 2.8), 1.3),
     VerbSpec("stand_up", "stands up", ("chair",), (1.0, 2.2), 1.0),
-    VerbSpec("throw", "throws", ("ball",), (1.0, 1.8), 1.0),
+    VerbSpec("throw", "throws", ("ball",), (1.0, 1.8), 3.0),
     VerbSpec("wave", "waves", (), (1.0, 5.0), 1.0),
 )}

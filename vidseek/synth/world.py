@@ -154,13 +154,17 @@ class _Slots:
         self.taken.append((a, b))
 
     def place(self, rng: np.random.Generator, width: float, gap: float = 0.1) -> float | None:
-        for _ in range(40):
-            x = float(rng.uniform(self.lo + width / 2, self.hi - width / 2))
-            a, b = x - width / 2 - gap, x + width / 2 + gap
-            if all(b <= s or a >= e for s, e in self.taken):
-                self.take(x - width / 2, x + width / 2)
-                return x
-        return None
+        """A random centre where ``width`` fits between the taken intervals, or None when nothing fits."""
+        lo, hi = self.lo + width / 2, self.hi - width / 2
+        if hi < lo:
+            return None
+        fits = [float(x) for x in np.linspace(lo, hi, 64)
+                if all(x + width / 2 + gap <= s or x - width / 2 - gap >= e for s, e in self.taken)]
+        if not fits:
+            return None
+        x = fits[int(rng.integers(len(fits)))]
+        self.take(x - width / 2, x + width / 2)
+        return x
 
 
 def make_scene(rng: np.random.Generator) -> Scene:
@@ -172,18 +176,20 @@ def make_scene(rng: np.random.Generator) -> Scene:
                       palette.jitter(rng, (0.92, 0.92, 0.88), 0.03))
     wall_slots.take(switch.x - 0.1, switch.x + 0.1)
     floor_slots = _Slots(-2.1, 2.1)
-    swing = (min(door.hinge_x, door.hinge_x + door.side * 1.3), max(door.hinge_x, door.hinge_x + door.side * 1.3))
-    floor_slots.take(*swing)
+    reach = (door.hinge_x - door.side * 0.15, door.hinge_x + door.side * 1.85)  # door swing, door and switch spots
+    floor_slots.take(min(reach), max(reach))
     distractors = _pick_distractors(rng)
     wall_items = _make_wall_items(rng, wall_slots, distractors)
-    table = _make_table(rng, floor_slots)
-    chair = _make_chair(rng, floor_slots)
+    chair_slots = _Slots(floor_slots.lo, floor_slots.hi, list(floor_slots.taken))  # only the door's reach
+    table = _make_table(rng, floor_slots, door)
+    chair = _make_chair(rng, chair_slots, table)
+    floor_slots.take(chair.x - 0.3, chair.x + 0.3)
     fan_x = floor_slots.place(rng, 0.4) if "fan" in distractors else None
     if fan_x is None:
         distractors = tuple(k for k in distractors if k != "fan")
     lighting = Lighting(
         on_gain=float(rng.uniform(0.95, 1.08)), off_gain=float(rng.uniform(0.35, 0.55)),
-        tint=tuple(float(v) for v in rng.uniform(0.92, 1.08, 3)), noise=float(rng.uniform(0.004, 0.03)),
+        tint=tuple(float(v) for v in rng.uniform(0.92, 1.08, 3)), noise=float(rng.uniform(0.004, 0.025)),
         jitter=float(rng.uniform(0.0, 1.2)), vignette=float(rng.uniform(0.0, 0.3)))
     return Scene(
         wall=palette.jitter(rng, palette.pick(rng, palette.WALLS)),
@@ -191,13 +197,15 @@ def make_scene(rng: np.random.Generator) -> Scene:
         floor=palette.jitter(rng, palette.pick(rng, palette.FLOORS)),
         floor_texture=palette.pick(rng, ("planks", "tiles", "carpet")),
         door=door, switch=switch, wall_items=wall_items, chair=chair, table=table,
-        props=_make_props(rng), people=_make_people(rng), distractors=distractors,
+        props=_make_props(rng, (chair, table)), people=_make_people(rng), distractors=distractors,
         fan_x=float(fan_x or 0.0), light_on=bool(rng.random() < 0.7), door_open=bool(rng.random() < 0.35),
         lighting=lighting, texture_seed=int(rng.integers(2**31)))
 
 
 def _make_door(rng: np.random.Generator) -> Door:
-    return Door(center_x=float(rng.uniform(-1.35, 1.35)), side=int(rng.choice([-1, 1])),
+    center = float(rng.uniform(-1.35, 1.35))
+    outwards = 1 if center > 0 else -1  # the free edge mostly faces the nearer side wall: more floor left
+    return Door(center_x=center, side=outwards if rng.random() < 0.7 else -outwards,
                 color=palette.jitter(rng, palette.pick(rng, palette.WOODS)),
                 frame_color=palette.jitter(rng, (0.93, 0.92, 0.88), 0.05),
                 width=float(rng.uniform(0.82, 0.95)), height=float(rng.uniform(1.95, 2.1)))
@@ -229,21 +237,33 @@ def _make_wall_items(rng: np.random.Generator, slots: _Slots, distractors) -> tu
     return tuple(items)
 
 
-def _make_table(rng: np.random.Generator, slots: _Slots) -> Furniture:
-    w = float(rng.uniform(0.8, 1.1))
-    x = slots.place(rng, w + 0.2)
-    return Furniture("table", x if x is not None else 0.0, float(rng.uniform(5.35, 5.6)), 1,
-                     palette.jitter(rng, palette.pick(rng, palette.WOODS)), w, 0.74)
+def _make_table(rng: np.random.Generator, slots: _Slots, door: Door) -> Furniture:
+    """A table against the back wall, clear of the door and the places people stand to use it."""
+    color = palette.jitter(rng, palette.pick(rng, palette.WOODS))
+    d = float(rng.uniform(5.35, 5.6))
+    for w in (float(rng.uniform(0.8, 1.05)), 0.7):
+        x = slots.place(rng, w)
+        if x is not None:
+            return Furniture("table", x, d, 1, color, w, 0.74)
+    x = -np.sign(door.center_x or 1.0) * (slots.hi - 0.35)  # rare: as far from the door as possible
+    return Furniture("table", float(x), d, 1, color, 0.7, 0.74)
 
 
-def _make_chair(rng: np.random.Generator, slots: _Slots) -> Furniture:
-    x = slots.place(rng, 1.0, gap=0.2)
-    return Furniture("chair", x if x is not None else float(rng.uniform(-1.8, 1.8)),
-                     float(rng.uniform(4.5, 5.2)), int(rng.choice([-1, 1])),
-                     palette.jitter(rng, palette.pick(rng, palette.WOODS)), 0.45, 0.46)
+def _make_chair(rng: np.random.Generator, slots: _Slots, table: Furniture) -> Furniture:
+    """A chair facing left or right, clear of the door's reach; pulled up in front of the table when
+    it stands at the table, and in front of the door only when there is no room beside it."""
+    color = palette.jitter(rng, palette.pick(rng, palette.WOODS))
+    facing = int(rng.choice([-1, 1]))
+    x = slots.place(rng, 0.6, gap=0.15)
+    if x is None:
+        x, d = float(rng.uniform(-1.6, 1.6)), float(rng.uniform(4.3, 4.5))
+        return Furniture("chair", x, d, facing, color, 0.45, 0.46)
+    at_table = abs(x - table.x) < table.width / 2 + 0.35
+    d = float(rng.uniform(4.5, 4.85)) if at_table else float(rng.uniform(4.5, 5.1))
+    return Furniture("chair", x, d, facing, color, 0.45, 0.46)
 
 
-def _make_props(rng: np.random.Generator) -> tuple[Prop, ...]:
+def _make_props(rng: np.random.Generator, furniture: tuple[Furniture, ...]) -> tuple[Prop, ...]:
     n_box, n_ball = int(rng.integers(1, 4)), int(rng.integers(1, 3))
     box_colors = rng.permutation(len(palette.BOX_COLORS))[:n_box]
     ball_colors = rng.permutation(len(palette.BALL_COLORS))[:n_ball]
@@ -251,9 +271,19 @@ def _make_props(rng: np.random.Generator) -> tuple[Prop, ...]:
     specs += [("ball", palette.BALL_COLORS[i], rng.uniform(0.2, 0.26)) for i in ball_colors]
     props = []
     for pid, (kind, name, size) in enumerate(specs):
-        props.append(Prop(pid, kind, name, palette.jitter(rng, palette.NAMED[name], 0.05), float(size),
-                          float(rng.uniform(-1.9, 1.9)), float(rng.uniform(4.3, 5.4))))
+        x, d = _free_floor_spot(rng, furniture)
+        props.append(Prop(pid, kind, name, palette.jitter(rng, palette.NAMED[name], 0.05), float(size), x, d))
     return tuple(props)
+
+
+def _free_floor_spot(rng: np.random.Generator, furniture: tuple[Furniture, ...]) -> tuple[float, float]:
+    """A floor position in view (for 4:3 and wider frames) and not under a chair or table."""
+    for _ in range(30):
+        d = float(rng.uniform(4.3, 5.4))
+        x = float(rng.uniform(-1.0, 1.0)) * min(1.9, 0.47 * d - 0.3)
+        if all(abs(x - f.x) > f.width / 2 + 0.3 or not (f.d - 0.3 < d < f.d + 0.8) for f in furniture):
+            return x, d
+    return x, d
 
 
 def _make_people(rng: np.random.Generator) -> tuple[Person, ...]:
