@@ -65,9 +65,12 @@ def _check_out_dir(out_dir: Path) -> None:
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Videos rendered in parallel processes.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
+@click.option("--state-features", "state_rate", type=click.FloatRange(min=0.1), default=None, metavar="RATE",
+              help="Also write scene-state features at RATE steps/s to state_features/<vid>.npy "
+                   "(a perfect-perception stand-in for training grounding models without a visual encoder).")
 def synth_cmd(out_dir: Path, n_videos: int, seed: int, min_duration: float, max_duration: float, fps: float,
               size: tuple[int, int], split: tuple[float, float, float], container: str, crf: int,
-              sentences_per_action: int, workers: int, progress: bool) -> None:
+              sentences_per_action: int, workers: int, progress: bool, state_rate: float | None) -> None:
     """Render N synthetic videos of people acting in a room, with exact moment annotations, into OUT_DIR.
 
     Writes videos/<vid>.mp4, train/val/test.jsonl, the compositional split comp_*.jsonl,
@@ -93,3 +96,19 @@ def synth_cmd(out_dir: Path, n_videos: int, seed: int, min_duration: float, max_
     n_actions = sum(len(v["actions"]) for v in manifest["videos"])
     click.echo(f"wrote {n_videos} videos ({total:.0f} s of video, {n_actions} actions) to {out_dir} "
                f"in {wall:.1f} s ({total / max(wall, 1e-9):.1f}x real time with {workers} worker(s))")
+    if state_rate is not None:
+        _write_state_features(out_dir, n_videos, seed, config, state_rate)
+
+
+def _write_state_features(out_dir: Path, n_videos: int, seed: int, config, rate: float) -> None:
+    import numpy as np
+
+    from vidseek.synth.features import STATE_DIM, state_features
+    from vidseek.synth.video import make_video
+
+    folder = out_dir / "state_features"
+    folder.mkdir(exist_ok=True)
+    for i in range(n_videos):
+        video = make_video(seed, i, config)
+        np.save(folder / f"{video.vid}.npy", state_features(video, rate))
+    click.echo(f"wrote scene-state features ({STATE_DIM} dims, {rate:g} steps/s) of {n_videos} videos to {folder}")

@@ -88,7 +88,7 @@ def predict(model, model_name: str, featurizer, dataset: MomentDataset, batch_si
     model.eval()
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)
     preds = []
-    for batch in tqdm(loader, desc="predict", disable=not progress, leave=False):
+    for batch in tqdm(loader, desc="predict", disable=None if progress else True, leave=False):
         preds.extend(decode_batch(model_name, run_batch(model, featurizer, batch, device), batch, k, phrases))
     return preds
 
@@ -154,7 +154,7 @@ def train(
             batches.set_epoch(epoch)
         model.train()
         losses = []
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=None if progress else True, leave=False)
         for batch in bar:
             out = run_batch(model, featurizer, batch, cfg.device)
             batch = {k: v.to(cfg.device) if torch.is_tensor(v) else v for k, v in batch.items()}

@@ -1,0 +1,56 @@
+"""Package boundaries: the core install stays torch-free, the CLI starts, and shared code runs without torch."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+HEAVY = ("torch", "onnx", "sentence-transformers", "sentence_transformers", "tensorrt")
+
+
+def test_core_dependencies_do_not_pull_torch():
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    core = [d.split(">")[0].split("=")[0].split(";")[0].strip().lower() for d in meta["dependencies"]]
+    assert not set(core) & set(HEAVY), core
+    assert "torch" in " ".join(meta["optional-dependencies"]["train"])
+    assert meta["scripts"]["vidseek"] == "vidseek.cli.main:cli"
+
+
+BLOCK_TORCH = """
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "sentence_transformers", "transformers"):
+            raise ImportError(f"{name} is blocked in this test")
+sys.meta_path.insert(0, Block())
+"""
+
+
+def run_without_torch(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", BLOCK_TORCH + code], capture_output=True, text=True, cwd=ROOT)
+
+
+def test_shared_core_and_cli_help_run_without_torch():
+    r = run_without_torch(
+        "import vidseek.spans, vidseek.decode, vidseek.evaluation, vidseek.synth\n"
+        "from vidseek.cli.main import cli\n"
+        "cli.main(['--help'], standalone_mode=False)\n"
+    )
+    assert r.returncode == 0, r.stderr
+    for command in ("train", "predict", "eval", "synth"):
+        assert command in r.stdout
+
+
+def test_training_without_torch_says_how_to_install(tmp_path):
+    ann = tmp_path / "a.jsonl"
+    ann.write_text("")
+    r = run_without_torch(
+        "from vidseek.cli.main import cli\n"
+        f"cli.main(['train', '--model', 'plpnet', '--dataset', 'jsonl', '--annotations', {str(ann)!r}, "
+        f"'--features', {str(tmp_path)!r}, '--out', {str(tmp_path / 'run')!r}])\n"
+    )
+    assert r.returncode == 1, r.stderr
+    assert "training needs PyTorch" in r.stderr and "Traceback" not in r.stderr
