@@ -154,3 +154,14 @@ def decode_phrases(
         out.append({"phrase": n, "span": [round(s, 4), round(e, 4)], "weight": round(float(phrase_weights[n]), 4),
                     "words": top, "word_weights": [[t, w] for t, w in zip(tokens, weights)]})
     return out
+
+
+def decode_windows(model_name: str, out: dict[str, np.ndarray], duration: float, length: int, k: int = 10) -> list[list[float]]:
+    """Ranked windows in seconds for ONE item's outputs (PyTorch or any runtime), by model family.
+
+    out holds that item's arrays: start_logits/end_logits (T,) for ExCL, span (2,) and frame_att (T,) for PLPNet.
+    """
+    if model_name == "plpnet":
+        return decode_regression(out["span"], out["frame_att"], duration, length)
+    objective = model_name.split("-")[1]
+    return decode_start_end(out["start_logits"], out["end_logits"], duration, length, objective, k)

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from vidseek.decode import decode_phrases, decode_regression, decode_start_end
+from vidseek.decode import decode_phrases, decode_windows
 from vidseek.evaluation import grounding_metrics
 from vidseek.trainer.checkpoint import save_run
 from vidseek.trainer.data.dataset import MomentDataset, collate
@@ -68,11 +68,7 @@ def decode_batch(model_name: str, out: dict[str, torch.Tensor], batch: dict, k: 
     lengths = batch["video_mask"].sum(1).tolist()
     preds = []
     for i, s in enumerate(batch["samples"]):
-        if model_name == "plpnet":
-            windows = decode_regression(out["span"][i], out["frame_att"][i], s.duration, lengths[i])
-        else:
-            objective = model_name.split("-")[1]
-            windows = decode_start_end(out["start_logits"][i], out["end_logits"][i], s.duration, lengths[i], objective, k)
+        windows = decode_windows(model_name, {key: v[i] for key, v in out.items()}, s.duration, lengths[i], k)
         rec = {"qid": s.qid, "query": s.query, "vid": s.vid, "pred_relevant_windows": windows}
         if phrases and model_name == "plpnet":
             rec["pred_phrases"] = decode_phrases(

@@ -19,7 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-WORD_RE = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[^\sa-z0-9]")
+# Unicode White_Space, spelled out: Python's \s also counts U+001C..U+001F, Rust's (tokenizers) does not.
+WHITESPACE = "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+WORD_RE = re.compile(f"[a-z0-9]+(?:'[a-z]+)?|[^{WHITESPACE}a-z0-9]")
 DEFAULT_TRANSFORMER = "all-MiniLM-L6-v2"
 
 
@@ -70,7 +72,7 @@ class TransformerWords:
         ids = enc["input_ids"].cpu().numpy()
         mask = enc["attention_mask"].cpu().numpy().astype(bool)
         for s, e, i, m in zip(sentences, emb, ids, mask):
-            self._cache[s] = (e[m].astype(np.float16), tower.tokenizer.convert_ids_to_tokens(i[m].tolist()))
+            self._cache[s] = (e[m].astype(np.float32), tower.tokenizer.convert_ids_to_tokens(i[m].tolist()))
 
     def encode(self, sentences: list[str]) -> WordBatch:
         todo = list(dict.fromkeys(s for s in sentences if s not in self._cache))

@@ -1,0 +1,75 @@
+"""`vidseek export`: a trained run -> a bundle of ONNX graphs (and TensorRT engines on a GPU)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from vidseek.engine.registry import FORMATS
+
+
+def _load_calib(path: Path | None) -> dict | None:
+    """--calib: an .npz whose arrays are named GRAPH.INPUT (e.g. video_encoder.features), N samples each."""
+    if path is None:
+        return None
+    import numpy as np
+
+    data: dict[str, dict] = {}
+    with np.load(path) as npz:
+        for key in npz.files:
+            graph, sep, name = key.partition(".")
+            if not sep:
+                raise click.BadParameter(f"array {key!r} in {path} is not named GRAPH.INPUT", param_hint="--calib")
+            data.setdefault(graph, {})[name] = npz[key]
+    return data
+
+
+@click.command("export")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True, help="Bundle folder to write.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="onnx", show_default=True)
+@click.option("--fp16", is_flag=True, help="TensorRT: build FP16 engines (fails if the GPU has no fast FP16).")
+@click.option("--int8", is_flag=True, help="TensorRT: build INT8 engines calibrated on --calib.")
+@click.option("--calib", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="INT8 calibration inputs (.npz of GRAPH.INPUT arrays).")
+@click.option("--opset", default=17, show_default=True, help="ONNX opset.")
+@click.option("--check/--no-check", default=True, show_default=True, help="Measure every graph against PyTorch after export.")
+def export_cmd(run_dir, out_dir, fmt, fp16, int8, calib, opset, check):
+    """Export RUN_DIR (from `vidseek train`) to a bundle: separate video encoder, text encoder and head graphs."""
+    if fp16 and int8:
+        raise click.BadParameter("choose one of --fp16 and --int8", param_hint="--int8")
+    if (fp16 or int8) and fmt != "tensorrt":
+        raise click.BadParameter("--fp16/--int8 apply to --format tensorrt (ONNX graphs are exported in fp32)", param_hint="--format")
+    if int8 and calib is None:
+        raise click.BadParameter("INT8 needs calibration data", param_hint="--calib")
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise click.ClickException("export needs PyTorch: pip install 'vidseek[train]'") from None
+    from vidseek.engine.bundle import load_bundle
+    from vidseek.export.onnx import export_bundle
+    from vidseek.trainer.checkpoint import load_run
+
+    def status(report):
+        click.echo(f"  {report.file:22} {report.seconds:6.1f} s  {report.bytes / 1e6:8.2f} MB")
+
+    try:
+        click.echo(f"exporting {run_dir} -> {out_dir} (ONNX opset {opset})")
+        export_bundle(run_dir, out_dir, opset, on_graph=status)
+        bundle = load_bundle(out_dir)
+        click.echo(f"  tokenizer.json, bundle.json (fingerprint {bundle.fingerprint})")
+        if check:
+            from vidseek.export.parity import check_parity
+
+            r = check_parity(load_run(run_dir), bundle)
+            click.echo("parity vs PyTorch (max |diff|): " + "  ".join(f"{k} {v:.1e}" for k, v in r.items() if k != "task_min_iou")
+                       + f"  top-1 span IoU >= {r['task_min_iou']:.3f}")
+        if fmt == "tensorrt":
+            from vidseek.export.tensorrt import build_bundle_engines
+
+            precision = "fp16" if fp16 else "int8" if int8 else "fp32"
+            folder = build_bundle_engines(bundle, precision, _load_calib(calib),
+                                          on_graph=lambda name, path: click.echo(f"  {path.name:22} built"))
+            click.echo(f"TensorRT {precision} engines in {folder}")
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise click.ClickException(str(exc)) from exc

@@ -1,0 +1,98 @@
+"""Read and verify a bundle folder (written by ``vidseek export``). Torch-free."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+BUNDLE_FORMAT_VERSION = 1
+
+
+class BundleError(Exception):
+    """A bundle that cannot be used as it is; the message says what and how to fix it."""
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _inside(root: Path, name: str) -> Path:
+    """`root/name`, refusing names that leave the bundle folder (absolute paths, `..`)."""
+    path = (root / name).resolve()
+    if root.resolve() not in path.parents:
+        raise BundleError(f"bundle.json in {root} names the file {name!r} outside the bundle folder; the bundle is corrupt or unsafe")
+    return path
+
+
+@dataclass
+class Bundle:
+    path: Path
+    meta: dict
+
+    @property
+    def model_name(self) -> str:
+        return self.meta["model"]["name"]
+
+    @property
+    def graphs(self) -> dict:
+        return self.meta["graphs"]
+
+    @property
+    def length(self) -> int:
+        return int(self.meta["features"]["length"])
+
+    @property
+    def feature_dim(self) -> int:
+        return int(self.meta["features"]["dim"])
+
+    def graph_path(self, name: str) -> Path:
+        if name not in self.graphs:
+            raise BundleError(f"bundle {self.path} has no {name} graph (it has: {', '.join(self.graphs)})")
+        return _inside(self.path, self.graphs[name]["file"])
+
+    @property
+    def fingerprint(self) -> str:
+        """A short id of the bundle's content: sha256 over its files' hashes."""
+        joined = "".join(f"{k}:{v};" for k, v in sorted(self.meta["files"].items()))
+        return hashlib.sha256(joined.encode()).hexdigest()[:16]
+
+    def tokenizer(self):
+        from tokenizers import Tokenizer
+
+        return Tokenizer.from_file(str(_inside(self.path, self.meta["words"]["tokenizer"])))
+
+
+def load_bundle(path: str | Path, verify: bool = True) -> Bundle:
+    """Open a bundle folder; with ``verify`` check the format version and every file's sha256."""
+    root = Path(path)
+    meta_path = root / "bundle.json"
+    if not meta_path.is_file():
+        raise BundleError(f"{root} is not a vidseek bundle (no bundle.json); create one with `vidseek export RUN_DIR --out {root}`")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise BundleError(f"{meta_path} is not valid JSON ({exc}); re-export the bundle") from None
+    version = meta.get("format_version")
+    if not isinstance(version, int) or version > BUNDLE_FORMAT_VERSION:
+        raise BundleError(
+            f"{meta_path} has format version {version!r}; this vidseek reads bundle versions up to "
+            f"{BUNDLE_FORMAT_VERSION}: upgrade vidseek, or export the bundle with this version"
+        )
+    if verify:
+        for name, digest in meta.get("files", {}).items():
+            file = _inside(root, name)
+            if not file.is_file():
+                raise BundleError(f"bundle {root} is missing {name}; re-export it with `vidseek export`")
+            actual = _sha256(file)
+            if actual != digest:
+                raise BundleError(
+                    f"{file} does not match bundle.json (sha256 {actual[:12]}… != {digest[:12]}…): the file was "
+                    "modified or damaged; re-export the bundle with `vidseek export`"
+                )
+    return Bundle(root, meta)

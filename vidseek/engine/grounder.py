@@ -1,0 +1,82 @@
+"""Run a bundle's graphs without torch: tokenize, encode text and video, run the head, decode.
+
+>>> # g = Grounder(load_bundle("bundle/"))
+>>> # g.ground(features, "person opens door", duration=30.0)   # [[start_s, end_s, score], ...]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vidseek.decode import decode_phrases, decode_windows
+from vidseek.engine.bundle import Bundle
+from vidseek.engine.session import make_session
+from vidseek.spans import resample_features
+
+
+class QueryError(ValueError):
+    """A query that cannot be searched (empty, or no known words); the message says why."""
+
+
+class Grounder:
+    """The query-time and index-time graphs of one bundle on one backend."""
+
+    def __init__(self, bundle: Bundle, backend: str = "onnxruntime", threads: int | None = None):
+        self.bundle = bundle
+        self.model_name = bundle.model_name
+        names = [g for g in ("video_encoder", "text_encoder", "head") if g in bundle.graphs]
+        self.sessions = {g: make_session(bundle.graph_path(g), backend, threads=threads) for g in names}
+        self.tokenizer = bundle.tokenizer()
+
+    # ---- query side ----------------------------------------------------------------------------
+    def tokenize(self, queries: list[str]) -> tuple[dict[str, np.ndarray], list[list[str]]]:
+        """Token ids and mask (B, M) padded with 0, and the tokens of each query."""
+        encs = self.tokenizer.encode_batch([q.strip() for q in queries])
+        for q, e in zip(queries, encs):
+            if not q.strip() or not e.ids:
+                raise QueryError(f"query {q!r} is empty: type a few words describing the moment, e.g. 'person opens door'")
+        m = max(len(e.ids) for e in encs)
+        ids = np.zeros((len(encs), m), np.int64)
+        mask = np.zeros((len(encs), m), np.int64)
+        for i, e in enumerate(encs):
+            ids[i, : len(e.ids)] = e.ids
+            mask[i, : len(e.ids)] = 1
+        return {"input_ids": ids, "attention_mask": mask}, [e.tokens for e in encs]
+
+    def encode_text(self, queries: list[str]) -> dict[str, np.ndarray]:
+        feeds, tokens = self.tokenize(queries)
+        out = self.sessions["text_encoder"].run(feeds)
+        out["tokens"] = tokens
+        return out
+
+    # ---- video side ----------------------------------------------------------------------------
+    def encode_video(self, features: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+        """features (B, T, D) -> video states (B, T, H)."""
+        features = np.asarray(features, np.float32)
+        if features.shape[-1] != self.bundle.feature_dim:
+            raise ValueError(f"features have dim {features.shape[-1]} but bundle {self.bundle.path} expects "
+                             f"{self.bundle.feature_dim}: use the bundle's frame encoder")
+        mask = np.ones(features.shape[:2], bool) if mask is None else mask.astype(bool)
+        return self.sessions["video_encoder"].run({"features": features, "video_mask": mask})["video_states"]
+
+    def head(self, states: np.ndarray, mask: np.ndarray, text: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """states (B, T, H), mask (B, T), text outputs with batch B (or 1, broadcast)."""
+        key = "phrases" if self.model_name == "plpnet" else "sentence"
+        t = text[key]
+        if t.shape[0] == 1 and states.shape[0] > 1:
+            t = np.repeat(t, states.shape[0], 0)
+        return self.sessions["head"].run({"video_states": states, "video_mask": mask.astype(bool), key: t})
+
+    # ---- single-video grounding ------------------------------------------------------------------
+    def ground(self, features: np.ndarray, query: str, duration: float, k: int = 10, phrases: bool = False) -> dict:
+        """Ground one query in one video's (T, D) features, resampled to the bundle's length as in training."""
+        feats = resample_features(np.asarray(features, np.float32), self.bundle.length)[None]
+        mask = np.ones(feats.shape[:2], bool)
+        text = self.encode_text([query])
+        out = self.head(self.encode_video(feats, mask), mask, text)
+        item = {k_: v[0] for k_, v in out.items()}
+        result = {"query": query, "windows": decode_windows(self.model_name, item, duration, self.bundle.length, k)}
+        if phrases and self.model_name == "plpnet":
+            result["phrases"] = decode_phrases(item["phrase_spans"], text["word_att"][0], item["phrase_weights"],
+                                               text["tokens"][0], duration)
+        return result

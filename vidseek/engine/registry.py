@@ -1,0 +1,70 @@
+"""One table of graphs and backends: export, the engine, benchmarks and the CLI all read it.
+
+A grounding model is cut into four graphs. The video side (frame_encoder, video_encoder) runs once
+per video at index time; the query side (text_encoder, head) runs per query. Each graph's inputs
+and outputs are named here, per model family, so nothing is picked by position.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class GraphSpec:
+    name: str
+    stage: str  # "index" (once per video) or "query" (per query)
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    dynamic: dict[str, tuple[str, ...]]  # tensor name -> symbolic name of each axis ("batch", "time", ...) or "" for fixed
+
+
+def model_family(model_name: str) -> str:
+    """'excl' or 'plpnet' from a registry model name."""
+    return "plpnet" if model_name == "plpnet" else "excl"
+
+
+_FRAME = GraphSpec("frame_encoder", "index", ("pixels",), ("frame_features",),
+                   {"pixels": ("frames", "", "", ""), "frame_features": ("frames", "")})
+_VIDEO = GraphSpec("video_encoder", "index", ("features", "video_mask"), ("video_states",),
+                   {"features": ("batch", "time", ""), "video_mask": ("batch", "time"), "video_states": ("batch", "time", "")})
+
+_TEXT_IN = {"input_ids": ("batch", "words"), "attention_mask": ("batch", "words")}
+_TEXT = {
+    "excl": GraphSpec("text_encoder", "query", ("input_ids", "attention_mask"), ("word_features", "sentence"),
+                      {**_TEXT_IN, "word_features": ("batch", "words", ""), "sentence": ("batch", "")}),
+    "plpnet": GraphSpec("text_encoder", "query", ("input_ids", "attention_mask"),
+                        ("word_features", "sentence", "phrases", "word_att"),
+                        {**_TEXT_IN, "word_features": ("batch", "words", ""), "sentence": ("batch", ""),
+                         "phrases": ("batch", "", ""), "word_att": ("batch", "", "words")}),
+}
+_HEAD_IN = {"video_states": ("batch", "time", ""), "video_mask": ("batch", "time")}
+_HEAD = {
+    "excl": GraphSpec("head", "query", ("video_states", "video_mask", "sentence"), ("start_logits", "end_logits"),
+                      {**_HEAD_IN, "sentence": ("batch", ""), "start_logits": ("batch", "time"),
+                       "end_logits": ("batch", "time")}),
+    "plpnet": GraphSpec("head", "query", ("video_states", "video_mask", "phrases"),
+                        ("span", "phrase_spans", "frame_att", "phrase_frame_att", "phrase_weights"),
+                        {**_HEAD_IN, "phrases": ("batch", "", ""), "span": ("batch", ""),
+                         "phrase_spans": ("batch", "", ""), "frame_att": ("batch", "time"),
+                         "phrase_frame_att": ("batch", "", "time"), "phrase_weights": ("batch", "")}),
+}
+
+GRAPH_NAMES = ("frame_encoder", "video_encoder", "text_encoder", "head")
+
+
+def graphs_for(model_name: str, with_frame_encoder: bool) -> list[GraphSpec]:
+    """The graphs of a model's bundle, in pipeline order."""
+    family = model_family(model_name)
+    return ([_FRAME] if with_frame_encoder else []) + [_VIDEO, _TEXT[family], _HEAD[family]]
+
+
+# Export formats and runtime backends. "available" is checked at run time by the engine.
+FORMATS = ("onnx", "tensorrt")
+BACKENDS = {
+    "onnxruntime": {"format": "onnx", "providers": ("CPUExecutionProvider",)},
+    "onnxruntime-cuda": {"format": "onnx", "providers": ("CUDAExecutionProvider", "CPUExecutionProvider")},
+    "onnxruntime-tensorrt": {"format": "onnx",
+                             "providers": ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")},
+    "tensorrt": {"format": "tensorrt", "providers": ()},
+}

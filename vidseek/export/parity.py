@@ -1,0 +1,71 @@
+"""Measure an exported bundle against its PyTorch run: per-graph max |difference| and a task check."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from vidseek.decode import decode_windows
+from vidseek.engine.bundle import Bundle
+from vidseek.engine.grounder import Grounder
+from vidseek.spans import temporal_iou_paired
+from vidseek.trainer.checkpoint import Run
+
+QUERIES = ["person opens the door", "someone picks up the red box and walks out", "waves"]
+
+
+def _max_diff(ort_out: dict, torch_out: dict, masks: dict) -> float:
+    worst = 0.0
+    for name, ref in torch_out.items():
+        got, ref = np.asarray(ort_out[name], np.float64), ref.detach().double().numpy()
+        m = masks.get(name)
+        diff = np.abs(got - ref) if m is None else np.abs(got - ref)[m]
+        worst = max(worst, float(diff.max()) if diff.size else 0.0)
+    return worst
+
+
+@torch.no_grad()
+def check_parity(run: Run, bundle: Bundle, lengths=(8, 32, None), batch: int = 3, seed: int = 0) -> dict:
+    """Fresh random inputs at several lengths T (None = the trained length L), with padded items.
+
+    Returns {"video_encoder": max_diff, "text_encoder": max_diff, "head": max_diff, "task_min_iou": float}.
+    Padded steps are excluded from the comparison (they carry no meaning).
+    """
+    g = Grounder(bundle)
+    model = run.model.eval()
+    rng = np.random.default_rng(seed)
+    report = {"video_encoder": 0.0, "text_encoder": 0.0, "head": 0.0, "task_min_iou": 1.0}
+
+    text_ort = g.encode_text(QUERIES)
+    ids, mask_w = torch.from_numpy(g.tokenize(QUERIES)[0]["input_ids"]), None
+    mask_w = torch.from_numpy(g.tokenize(QUERIES)[0]["attention_mask"]) > 0
+    words = run.featurizer.encode(QUERIES)
+    torch_text = model.encode_text(words.words, words.mask)
+    keys = [k for k in ("sentence", "phrases", "word_att") if k in text_ort]
+    report["text_encoder"] = _max_diff({k: text_ort[k] for k in keys}, {k: torch_text[k] for k in keys}, {})
+    if ids.shape != words.mask.shape or not torch.equal(mask_w, words.mask):
+        raise AssertionError("the bundle's tokenizer splits the queries differently from the trainer's")
+
+    for t in lengths:
+        t = t or bundle.length
+        feats = rng.normal(size=(batch, t, bundle.feature_dim)).astype(np.float32)
+        vmask = np.ones((batch, t), bool)
+        vmask[-1, max(1, t * 2 // 3):] = False  # one padded item
+        states_ort = g.encode_video(feats, vmask)
+        states_pt = model.encode_video(torch.from_numpy(feats), torch.from_numpy(vmask))
+        report["video_encoder"] = max(report["video_encoder"],
+                                      _max_diff({"s": states_ort}, {"s": states_pt}, {"s": vmask}))
+        # the head on one query, tiled over the batch
+        one = {k: v[:1] for k, v in text_ort.items() if k != "tokens"}
+        out_ort = g.head(states_pt.numpy(), vmask, one)
+        pt_text = {k: v[:1].expand(batch, *v.shape[1:]) for k, v in torch_text.items()}
+        out_pt = model.head(states_pt, torch.from_numpy(vmask), pt_text)
+        step_masks = {"start_logits": vmask, "end_logits": vmask, "frame_att": vmask}
+        report["head"] = max(report["head"], _max_diff(out_ort, {k: out_pt[k] for k in out_ort}, step_masks))
+        lens = vmask.sum(1)
+        for i in range(batch):
+            a = decode_windows(run.name, {k: v[i] for k, v in out_ort.items()}, 100.0, int(lens[i]), 1)[0][:2]
+            b = decode_windows(run.name, {k: v[i].numpy() for k, v in out_pt.items()}, 100.0, int(lens[i]), 1)[0][:2]
+            iou = float(temporal_iou_paired(np.array([a]), np.array([b]))[0]) if b[1] > b[0] else float(a == b)
+            report["task_min_iou"] = min(report["task_min_iou"], iou)
+    return report
