@@ -8,6 +8,7 @@ import click
 from vidseek import __version__
 from vidseek.cli.eval_cmd import eval_cmd
 from vidseek.cli.export_cmd import export_cmd
+from vidseek.cli.features_cmd import features_cmd
 from vidseek.cli.synth_cmd import synth_cmd
 from vidseek.cli.train_cmd import predict_cmd, train_cmd
 
@@ -23,3 +24,4 @@ cli.add_command(predict_cmd)
 cli.add_command(eval_cmd)
 cli.add_command(synth_cmd)
 cli.add_command(export_cmd)
+cli.add_command(features_cmd)

@@ -76,7 +76,11 @@ def split_by_video(samples, fraction: float, seed: int):
 @click.option("--model", "model_name", type=click.Choice(MODEL_NAMES), required=True, help="Model and variant.")
 @click.option("--dataset", type=click.Choice(DATASETS), required=True, help="Annotation file format.")
 @click.option("--annotations", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True, help="Training annotations.")
-@click.option("--features", type=click.Path(exists=True, path_type=Path), required=True, help="Folder of .npy/.npz features or an HDF5 file.")
+@click.option("--features", type=click.Path(exists=True, path_type=Path), help="Folder of .npy/.npz features or an HDF5 file.")
+@click.option("--videos", "video_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Instead of --features: a video folder, with --frame-encoder trained jointly from pixels.")
+@click.option("--frame-encoder", default="builtin", show_default=True, help="With --videos: builtin[:CKPT] or clip:ID_OR_PATH.")
+@click.option("--rate", default=5.0, show_default=True, help="With --videos: steps per second sampled from each video.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True, help="Run folder to write.")
 @click.option("--val-annotations", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Validation annotations (same format).")
 @click.option("--val-fraction", default=0.1, show_default=True, help="Share of training videos held out when no --val-annotations.")
@@ -95,7 +99,7 @@ def split_by_video(samples, fraction: float, seed: int):
 @click.option("--max-steps", type=int, help="Stop after this many optimiser steps.")
 @click.option("--skip-missing", is_flag=True, help="Leave out queries whose video has no features (default: error).")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Model setting, e.g. --set dim=256 --set dropout=0.2.")
-def train_cmd(model_name, dataset, annotations, features, out_dir, val_annotations, val_fraction, durations, words,
+def train_cmd(model_name, dataset, annotations, features, video_dir, frame_encoder, rate, out_dir, val_annotations, val_fraction, durations, words,
               epochs, batch_size, lr, seed, device, length, n_phrases, patience, sampler, clusters, max_steps,
               skip_missing, settings):
     """Train a grounding model; keeps the best checkpoint (by validation R1@0.5) in --out."""
@@ -104,6 +108,8 @@ def train_cmd(model_name, dataset, annotations, features, out_dir, val_annotatio
     from vidseek.trainer.train import TrainConfig, train
     from vidseek.trainer.words import make_featurizer
 
+    if (features is None) == (video_dir is None):
+        raise click.UsageError("give either --features (precomputed) or --videos (joint training from pixels)")
     overrides = _parse_settings(settings)
     if n_phrases is not None:
         if model_name != "plpnet":
@@ -115,14 +121,30 @@ def train_cmd(model_name, dataset, annotations, features, out_dir, val_annotatio
             train_s, val_s = samples, _read(dataset, val_annotations, durations)
         else:
             train_s, val_s = split_by_video(samples, val_fraction, seed)
-        store = _open_features(features)
+        encoder, data_info = None, {"dataset": dataset, "annotations": str(annotations)}
+        if video_dir is not None:
+            from vidseek.trainer.encoders import build_frame_encoder
+            from vidseek.trainer.joint import FrameStore
+
+            encoder = build_frame_encoder(frame_encoder)
+            store = FrameStore(video_dir, encoder.spec, encoder.dim, rate)
+            store.preload({s.vid for s in train_s} | {s.vid for s in val_s} & set(store.vids()))
+        else:
+            store = _open_features(features)
+            meta_path = Path(features) / "features.json"
+            if meta_path.is_file():  # made by `vidseek features`: export will add that frame encoder
+                meta = json.loads(meta_path.read_text())
+                enc = meta.get("encoder") or {}
+                data_info["features_meta"] = {"encoder": enc.get("encoder"), "kind": enc.get("kind"),
+                                              "weights_sha256": enc.get("weights_sha256"), "rate": meta.get("rate"),
+                                              "dim": meta.get("dim"), "spec": meta.get("spec")}
         featurizer = make_featurizer(words, [s.query for s in train_s], device=device)
         cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, length=length,
                           patience=patience, sampler=sampler, clusters=clusters, max_steps=max_steps)
         click.echo(f"{model_name}: {len(train_s)} training and {len(val_s)} validation queries, "
                    f"features of dim {store.dim}, words {words} (dim {featurizer.dim})", err=True)
         best = train(model_name, train_s, val_s, store, featurizer, out_dir, cfg, overrides,
-                     data_info={"dataset": dataset, "annotations": str(annotations)}, skip_missing=skip_missing)
+                     data_info=data_info, skip_missing=skip_missing, frame_encoder=encoder)
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from exc
     m = best["metrics"]

@@ -24,7 +24,7 @@ class Grounder:
     def __init__(self, bundle: Bundle, backend: str = "onnxruntime", threads: int | None = None):
         self.bundle = bundle
         self.model_name = bundle.model_name
-        names = [g for g in ("video_encoder", "text_encoder", "head") if g in bundle.graphs]
+        names = [g for g in ("frame_encoder", "video_encoder", "text_encoder", "head") if g in bundle.graphs]
         self.sessions = {g: make_session(bundle.graph_path(g), backend, threads=threads) for g in names}
         self.tokenizer = bundle.tokenizer()
 
@@ -50,6 +50,23 @@ class Grounder:
         return out
 
     # ---- video side ----------------------------------------------------------------------------
+    def video_features(self, path, backend: str = "auto", chunk: int = 256) -> tuple[np.ndarray, float]:
+        """Decode a video file at the bundle's rate and run the frame encoder: ((T, D) features, duration s).
+
+        Frames are sampled and preprocessed by the same code the encoder was trained or exported with.
+        """
+        from vidseek.engine.preprocess import FrameSpec, preprocess
+        from vidseek.engine.video import iter_sampled_chunks
+
+        fe = self.bundle.meta["features"].get("frame_encoder")
+        if fe is None or "frame_encoder" not in self.sessions:
+            raise ValueError(f"bundle {self.bundle.path} has no frame encoder: it expects precomputed features")
+        spec, rate = FrameSpec.from_dict(fe["spec"]), float(fe["rate"])
+        chunks = iter_sampled_chunks(path, rate, spec.decode_size, chunk, backend)
+        parts = [self.sessions["frame_encoder"].run({"pixels": preprocess(frames, spec)})["frame_features"]
+                 for frames, _ in chunks]
+        return np.concatenate(parts), chunks.info.duration
+
     def encode_video(self, features: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
         """features (B, T, D) -> video states (B, T, H)."""
         features = np.asarray(features, np.float32)

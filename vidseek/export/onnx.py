@@ -183,14 +183,37 @@ def export_graph(module: nn.Module, args: tuple, spec: GraphSpec, path: Path, op
                           dynamic_axes=dynamic_axes, opset_version=opset, dynamo=False)
 
 
-def export_bundle(run_dir: str | Path, out_dir: str | Path, opset: int = DEFAULT_OPSET, frame_encoder=None,
-                  on_graph=None) -> dict:
+def frame_encoder_for(run: Run):
+    """The run's frame encoder as ``(module, FrameSpec, rate)``, or None for precomputed features.
+
+    A jointly trained run carries its encoder; a run trained on `vidseek features` output names the
+    encoder in its data settings, rebuilt here and checked against the weights the features came from.
+    """
+    from vidseek.engine.preprocess import FrameSpec
+
+    joint = run.config["data"].get("frame_encoder")
+    if joint:
+        return run.model.encoder, FrameSpec.from_dict(joint["spec"]), joint["rate"]
+    meta = run.config["data"].get("features_meta") or {}
+    if not meta.get("encoder"):
+        return None
+    from vidseek.trainer.encoders import build_frame_encoder
+
+    enc = build_frame_encoder(meta["encoder"])
+    if meta.get("weights_sha256") and enc.weights_sha256() != meta["weights_sha256"]:
+        raise ValueError(f"the features of {run.path} were made by {meta['encoder']} with other weights "
+                         f"than it has now ({meta['weights_sha256'][:12]}…): export needs the same encoder")
+    return enc.module, enc.spec, meta.get("rate")
+
+
+def export_bundle(run_dir: str | Path, out_dir: str | Path, opset: int = DEFAULT_OPSET, on_graph=None) -> dict:
     """Export RUN_DIR into the bundle folder OUT_DIR; returns the bundle.json content.
 
-    frame_encoder: optional ``(module, FrameSpec, rate)`` to include as frame_encoder.onnx.
+    The frame encoder graph is included when the run has one (see ``frame_encoder_for``).
     on_graph: called with a GraphReport after each graph (for the CLI's status lines).
     """
     run = load_run(run_dir)
+    frame_encoder = frame_encoder_for(run)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     graphs, reports = {}, []
@@ -199,6 +222,7 @@ def export_bundle(run_dir: str | Path, out_dir: str | Path, opset: int = DEFAULT
         path = out / f"{spec.name}.onnx"
         if spec.name == "frame_encoder":
             module, frame_spec, _ = frame_encoder
+            module = module.float()
             args = (torch.randn(2, 3, frame_spec.height, frame_spec.width),)
         elif spec.name == "video_encoder":
             module = VideoEncoderGraph(run.model)
@@ -226,7 +250,7 @@ def export_bundle(run_dir: str | Path, out_dir: str | Path, opset: int = DEFAULT
         "model": run.config["model"],
         "words": {**run.config["words"], "tokenizer": "tokenizer.json"},
         "features": {"dim": run.config["data"]["feature_dim"], "length": run.length,
-                     "rate": run.config["data"].get("rate"), "frame_encoder": fe},
+                     "rate": fe["rate"] if fe else run.config["data"].get("rate"), "frame_encoder": fe},
         "opset": opset,
         "graphs": graphs,
         "files": {name: sha256(out / name) for name in files},

@@ -35,6 +35,13 @@ def check_parity(run: Run, bundle: Bundle, lengths=(8, 32, None), batch: int = 3
     model = run.model.eval()
     rng = np.random.default_rng(seed)
     report = {"video_encoder": 0.0, "text_encoder": 0.0, "head": 0.0, "task_min_iou": 1.0}
+    if "frame_encoder" in bundle.graphs:
+        from vidseek.export.onnx import frame_encoder_for
+
+        module, spec, _ = frame_encoder_for(run)
+        pixels = rng.normal(size=(5, 3, spec.height, spec.width)).astype(np.float32)
+        got = g.sessions["frame_encoder"].run({"pixels": pixels})["frame_features"]
+        report["frame_encoder"] = _max_diff({"f": got}, {"f": module.eval()(torch.from_numpy(pixels))}, {})
 
     text_ort = g.encode_text(QUERIES)
     ids, mask_w = torch.from_numpy(g.tokenize(QUERIES)[0]["input_ids"]), None

@@ -84,6 +84,12 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> Run:
             f"{FORMAT_VERSION}: upgrade vidseek"
         )
     model = build_model(config["model"]["name"], **config["model"]["config"])
+    joint = config["data"].get("frame_encoder")
+    if joint:  # trained jointly from pixels: rebuild the encoder, its weights come from model.safetensors
+        from vidseek.trainer.encoders import build_frame_encoder
+        from vidseek.trainer.joint import FrameGrounder
+
+        model = FrameGrounder(build_frame_encoder(joint["encoder"]).module, model)
     state = load_file(str(run_dir / "model.safetensors"))
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:

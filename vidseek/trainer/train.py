@@ -120,9 +120,12 @@ def train(
     data_info: dict | None = None,
     progress: bool = True,
     skip_missing: bool = False,
+    frame_encoder=None,
 ) -> dict:
     """Train `model_name`, validate every epoch, keep the best checkpoint (by R1@0.5) in out_dir.
 
+    With `frame_encoder` (a ``trainer.encoders.FrameEncoder``) and a ``joint.FrameStore`` of videos,
+    the encoder is trained jointly with the grounding model from pixels.
     Returns {"epoch", "metrics", "steps"} of the best epoch.
     """
     cfg = cfg.resolved(model_name)
@@ -136,7 +139,15 @@ def train(
         dims["vocab_size"] = len(featurizer.vocab)
     if model_name == "plpnet":
         dims["max_len"] = cfg.length
-    model = build_model(model_name, **{**dims, **(model_overrides or {})}).to(cfg.device)
+    model = build_model(model_name, **{**dims, **(model_overrides or {})})
+    if frame_encoder is not None:
+        from vidseek.trainer.joint import FrameGrounder
+
+        model = FrameGrounder(frame_encoder.module.train(), model)
+        joint = {"encoder": frame_encoder.choice, "kind": frame_encoder.kind, "dim": frame_encoder.dim,
+                 "spec": frame_encoder.spec.to_dict(), "rate": store.rate}
+        data_info = {**(data_info or {}), "frame_encoder": joint}
+    model = model.to(cfg.device)
     words_spec = save_featurizer(featurizer, out_dir)
     data_info = {**(data_info or {}), "length": cfg.length, "feature_dim": int(store.dim)}
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
@@ -175,6 +186,10 @@ def train(
         if metrics["R1@0.5"] > best["metrics"]["R1@0.5"]:
             best, stale = {"epoch": epoch + 1, "metrics": metrics, "steps": steps}, 0
             save_run(out_dir, model, model_name, words_spec, data_info, asdict(cfg), best)
+            if frame_encoder is not None and frame_encoder.kind == "builtin":  # usable as --encoder builtin:CKPT
+                from vidseek.trainer.encoders import save_builtin
+
+                save_builtin(model.encoder, out_dir / "frame_encoder.safetensors", frame_encoder.spec)
         else:
             stale += 1
         if stale >= cfg.patience or (cfg.max_steps and steps >= cfg.max_steps):

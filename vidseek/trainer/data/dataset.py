@@ -38,6 +38,9 @@ class MomentDataset(torch.utils.data.Dataset):
         return len(self.samples)
 
     def video(self, vid: str) -> np.ndarray:
+        """(L, D) features resampled by averaging bins, or, from a store of frames, (L, 3, H, W) pixels."""
+        if hasattr(self.store, "sample"):  # frames: sampled and preprocessed on the fly (too big to cache)
+            return self.store.sample(vid, self.length)
         if vid not in self._video_cache:
             self._video_cache[vid] = resample_features(self.store[vid].astype(np.float32), self.length)
         return self._video_cache[vid]

@@ -1,0 +1,462 @@
+"""Frame encoders: per-frame features for the grounding models.
+
+Two encoders are built here and chosen by name (``FRAME_ENCODERS``, ``build_frame_encoder``):
+
+  builtin[:CKPT.safetensors]  a small CNN (~460k parameters) over 112x84 frames, trainable jointly with
+                              a grounding model; without CKPT, a fixed seeded random initialisation
+  clip[:ID_OR_PATH]           the image tower of a CLIP model (transformers), from a local folder saved
+                              with ``save_pretrained`` or a hub id (default openai/clip-vit-base-patch32)
+
+The third kind, features already on disk (I3D / C3D / CLIP arrays), is read by
+``vidseek.trainer.data.features``. Each encoder maps pixels ``(N, 3, H, W)``, preprocessed per its
+``FrameSpec`` (``vidseek.engine.preprocess``), to features ``(N, dim)``. transformers is imported
+inside the functions that need it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from vidseek.engine.preprocess import BUILTIN_SPEC, CLIP_SPEC, FrameSpec, preprocess
+
+BUILTIN_FORMAT_VERSION = 1  # format of a builtin CNN checkpoint (safetensors metadata)
+BUILTIN_SEED = 0  # seed of the built-in CNN's initialisation when no checkpoint is given
+DEFAULT_CLIP = "openai/clip-vit-base-patch32"
+CLIP_ALIASES = {  # open_clip / OpenAI names -> transformers hub ids
+    "ViT-B/32": "openai/clip-vit-base-patch32",
+    "ViT-B/16": "openai/clip-vit-base-patch16",
+    "ViT-L/14": "openai/clip-vit-large-patch14",
+    "ViT-L/14@336px": "openai/clip-vit-large-patch14-336",
+}
+
+
+# ----------------------------------------------------------------------------------------------
+# Built-in CNN
+
+
+@dataclass
+class CNNConfig:
+    out_dim: int = 256  # width of the frame feature
+    channels: tuple[int, ...] = (16, 32, 64, 128, 256)  # output channels of each stage; each stage halves H and W
+    kernel: int = 3  # convolution kernel size (odd)
+    norm: str = "group"  # "group": GroupNorm (the same in training and inference); "batch": BatchNorm
+    groups: int = 8  # GroupNorm groups; every stage's channels must be divisible by it
+
+    def __post_init__(self) -> None:
+        self.channels = tuple(int(c) for c in self.channels)  # JSON gives a list
+        if self.norm not in ("group", "batch"):
+            raise ValueError(f"CNNConfig.norm must be 'group' or 'batch', got {self.norm!r}")
+        if self.kernel % 2 != 1:
+            raise ValueError(f"CNNConfig.kernel must be odd, got {self.kernel}")
+        if self.norm == "group" and any(c % self.groups for c in self.channels):
+            raise ValueError(f"CNNConfig.channels {self.channels} must all be divisible by groups={self.groups}")
+
+
+class BuiltinCNN(nn.Module):
+    """Conv (stride 2) / norm / ReLU stages, global average pooling, linear.
+
+    pixels (N, 3, 84, 112) normalised per BUILTIN_SPEC -> features (N, out_dim). The network is fully
+    convolutional before the pooling, so other frame sizes run too (the spec fixes the one it learns on).
+    """
+
+    def __init__(self, cfg: CNNConfig | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg or CNNConfig()
+        layers: list[nn.Module] = []
+        c_in = 3
+        for c_out in self.cfg.channels:
+            layers += [
+                nn.Conv2d(c_in, c_out, self.cfg.kernel, stride=2, padding=self.cfg.kernel // 2, bias=False),
+                nn.GroupNorm(self.cfg.groups, c_out) if self.cfg.norm == "group" else nn.BatchNorm2d(c_out),
+                nn.ReLU(inplace=True),
+            ]
+            c_in = c_out
+        self.stages = nn.Sequential(*layers)
+        self.proj = nn.Linear(c_in, self.cfg.out_dim)
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        x = self.stages(pixels)  # (N, C, H/32, W/32): 84x112 -> 3x4
+        x = x.mean(dim=(2, 3))  # (N, C) global average pooling
+        return self.proj(x)  # (N, out_dim)
+
+
+def save_builtin(model: BuiltinCNN, path: str | Path, spec: FrameSpec = BUILTIN_SPEC) -> None:
+    """Write the CNN's weights to a safetensors file whose metadata rebuilds it (config, spec, version)."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    metadata = {
+        "format_version": str(BUILTIN_FORMAT_VERSION),
+        "kind": "vidseek-builtin-cnn",
+        "config": json.dumps(asdict(model.cfg)),
+        "spec": json.dumps(spec.to_dict()),
+    }
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    save_file(state, str(tmp), metadata=metadata)
+    os.replace(tmp, path)
+
+
+def load_builtin(path: str | Path) -> tuple[BuiltinCNN, FrameSpec]:
+    """Rebuild a BuiltinCNN and its FrameSpec from a checkpoint written by ``save_builtin``."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"built-in CNN checkpoint {str(path)!r} does not exist; expected a .safetensors "
+                                "file written by vidseek.trainer.encoders.save_builtin")
+    with safe_open(str(path), framework="pt") as fh:
+        meta = fh.metadata() or {}
+    if meta.get("kind") != "vidseek-builtin-cnn":
+        raise ValueError(f"{path} is not a built-in CNN checkpoint (metadata kind {meta.get('kind')!r}, expected "
+                         "'vidseek-builtin-cnn'); write one with vidseek.trainer.encoders.save_builtin")
+    version = int(meta.get("format_version", "0"))
+    if version > BUILTIN_FORMAT_VERSION:
+        raise ValueError(f"{path} has format version {version}; this vidseek reads built-in CNN checkpoints up to "
+                         f"version {BUILTIN_FORMAT_VERSION}: upgrade vidseek")
+    model = BuiltinCNN(CNNConfig(**json.loads(meta["config"])))
+    missing, unexpected = model.load_state_dict(load_file(str(path)), strict=False)
+    if missing or unexpected:
+        raise ValueError(f"{path}: weights do not fit its config (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    spec = FrameSpec.from_dict(json.loads(meta["spec"])) if "spec" in meta else BUILTIN_SPEC
+    return model.eval(), spec
+
+
+def seeded_builtin(cfg: CNNConfig | None = None, seed: int = BUILTIN_SEED) -> BuiltinCNN:
+    """A BuiltinCNN initialised from ``seed`` without touching the global RNG (same weights every call)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return BuiltinCNN(cfg).eval()
+
+
+# ----------------------------------------------------------------------------------------------
+# CLIP towers
+
+
+class ClipImageTower(nn.Module):
+    """pixel_values (N, 3, S, S) normalised per the CLIP spec -> image_embeds (N, projection_dim)."""
+
+    def __init__(self, vision) -> None:  # a transformers CLIPVisionModelWithProjection
+        super().__init__()
+        self.model = vision
+        self.dim = int(vision.config.projection_dim)
+        self.image_size = int(vision.config.image_size)
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.model(pixel_values=pixels).image_embeds  # (N, projection_dim)
+
+
+class ClipTextTower(nn.Module):
+    """input_ids, attention_mask (N, M) -> per-token hidden states (N, M, hidden), sentence (N, projection_dim).
+
+    The sentence embedding is the projected state at the end-of-text token, as in CLIP.
+    """
+
+    def __init__(self, text) -> None:  # a transformers CLIPTextModelWithProjection
+        super().__init__()
+        self.model = text
+        self.hidden = int(text.config.hidden_size)
+        self.dim = int(text.config.projection_dim)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask)
+        return out.last_hidden_state, out.text_embeds  # (N, M, hidden), (N, projection_dim)
+
+
+@dataclass
+class ClipParts:
+    """A CLIP checkpoint split for vidseek: the image tower, the text tower and tokenizer, the frame spec."""
+
+    source: str  # the folder or hub id it was loaded from
+    image: ClipImageTower
+    spec: FrameSpec  # preprocessing the image tower expects
+    text: ClipTextTower | None = None  # None when loaded with text=False or from a vision-only checkpoint
+    tokenizer: object | None = None  # a transformers CLIPTokenizer (tokenizer.json inside the folder)
+
+    def tokenize(self, sentences: list[str], max_length: int = 77) -> dict[str, torch.Tensor]:
+        """input_ids and attention_mask (N, M) int64, padded to the longest sentence."""
+        if self.tokenizer is None:
+            raise ValueError(f"CLIP {self.source!r} was loaded without its text tower and tokenizer")
+        enc = self.tokenizer(sentences, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+        return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+
+
+@contextlib.contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """Hide transformers' progress bars and load reports for the duration of a load or save."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def _hub_help(name: str) -> str:
+    return (f"On a machine with internet run `huggingface-cli download {name} --local-dir models/clip` "
+            "(or `hf download` with newer huggingface_hub), copy that folder here and pass it: "
+            "`--encoder clip:models/clip`.")
+
+
+def _clip_spec(name: str, image_size: int) -> FrameSpec:
+    """CLIP_SPEC at the tower's image size, with the checkpoint's mean/std when it has a preprocessor_config.json."""
+    from transformers.utils.hub import cached_file
+
+    mean, std = CLIP_SPEC.mean, CLIP_SPEC.std
+    try:
+        pre = cached_file(name, "preprocessor_config.json", _raise_exceptions_for_missing_entries=False)
+    except OSError:
+        pre = None
+    if pre:
+        cfg = json.loads(Path(pre).read_text())
+        mean = tuple(float(v) for v in cfg.get("image_mean", mean))
+        std = tuple(float(v) for v in cfg.get("image_std", std))
+    return replace(CLIP_SPEC, width=image_size, height=image_size, mean=mean, std=std)
+
+
+def _replace_config(config, **changes):
+    """A copy of a transformers config with some fields changed."""
+    out = config.__class__.from_dict(config.to_dict())
+    for key, value in changes.items():
+        setattr(out, key, value)
+    return out
+
+
+def load_clip(name_or_path: str | os.PathLike = DEFAULT_CLIP, text: bool = True) -> ClipParts:
+    """Load a CLIP checkpoint: a folder saved with ``save_pretrained`` or a hub id (``ViT-B/32`` style aliases too).
+
+    A full CLIP checkpoint gives both towers; a vision-only one (``clip_vision_model``) the image tower only.
+    A hub id that is neither cached nor downloadable raises OSError with the command to fetch it elsewhere.
+    """
+    from transformers import (AutoConfig, CLIPModel, CLIPTokenizer, CLIPTextModelWithProjection,
+                              CLIPVisionModelWithProjection)
+
+    name = str(name_or_path)
+    name = CLIP_ALIASES.get(name, name)
+    local = Path(name).expanduser()
+    if local.exists():
+        if not (local / "config.json").is_file():
+            raise FileNotFoundError(f"{str(local)!r} has no config.json; expected a CLIP folder saved with "
+                                    "save_pretrained or downloaded with `huggingface-cli download ... --local-dir`")
+        name = str(local)
+    elif name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name:  # a path, not owner/name
+        raise FileNotFoundError(f"CLIP folder {name!r} does not exist. {_hub_help(DEFAULT_CLIP)}")
+    with _quiet_transformers():
+        try:
+            config = AutoConfig.from_pretrained(name)
+        except OSError as e:
+            if local.exists():
+                raise
+            raise OSError(f"cannot load CLIP {name!r}: no folder of that name exists and the Hugging Face hub "
+                          f"could not provide it (no internet, or HF_HUB_OFFLINE=1, and not in the cache). {_hub_help(name)} "
+                          f"[{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}]") from e
+        if config.model_type == "clip":
+            clip = CLIPModel.from_pretrained(name, config=config).eval()
+            vcfg = _replace_config(config.vision_config, projection_dim=config.projection_dim)
+            with torch.device("meta"):  # an empty shell; the loaded parts go in
+                vision = CLIPVisionModelWithProjection(vcfg)
+            vision.vision_model, vision.visual_projection = clip.vision_model, clip.visual_projection
+            image = ClipImageTower(vision.eval())
+            text_tower = tokenizer = None
+            if text:
+                tcfg = _replace_config(config.text_config, projection_dim=config.projection_dim)
+                with torch.device("meta"):
+                    text_model = CLIPTextModelWithProjection(tcfg)
+                text_model.text_model, text_model.text_projection = clip.text_model, clip.text_projection
+                text_tower = ClipTextTower(text_model.eval())
+                tokenizer = CLIPTokenizer.from_pretrained(name)
+        elif config.model_type == "clip_vision_model":
+            image = ClipImageTower(CLIPVisionModelWithProjection.from_pretrained(name).eval())
+            text_tower = tokenizer = None
+        else:
+            raise ValueError(f"{name!r} is a {config.model_type!r} checkpoint; --encoder clip expects a CLIP model "
+                             "(model_type 'clip' or 'clip_vision_model')")
+    return ClipParts(name, image, _clip_spec(name, image.image_size), text_tower, tokenizer)
+
+
+# A few sentences in the register of the synthetic world, to train the tiny CLIP's BPE merges.
+TINY_SENTENCES = (
+    "a person opens the door", "someone picks up a cup from the table", "the man sits down on a chair",
+    "a woman walks to the window and looks outside", "the person puts the book back on the shelf",
+    "person turns on the light", "someone closes the laptop and stands up", "a person drinks from a glass",
+    "the girl throws a ball", "the person waves at the camera, then leaves the room",
+)
+
+
+def _bytes_to_unicode() -> list[str]:
+    """The 256 printable characters standing for the bytes 0..255, in GPT-2/CLIP order."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return [chr(c) for _, c in sorted(zip(bs, cs))]
+
+
+def tiny_clip_tokenizer(sentences: tuple[str, ...] = TINY_SENTENCES, vocab_size: int = 800):
+    """A CLIP-compatible byte-level BPE tokenizer (transformers CLIPTokenizer) with merges learned on ``sentences``.
+
+    The vocabulary is laid out like CLIP's: the 256 byte characters, the same with ``</w>``, the learned
+    merges, then ``<|startoftext|>`` and ``<|endoftext|>`` last (the end-of-text id is the largest).
+    """
+    from tokenizers import Tokenizer, models, trainers
+    from transformers import CLIPTokenizer
+
+    template = CLIPTokenizer()  # an empty CLIP tokenizer: normaliser and pre-tokenizer to train with
+    bpe = Tokenizer(models.BPE(end_of_word_suffix="</w>", continuing_subword_prefix=""))
+    bpe.normalizer = template.backend_tokenizer.normalizer
+    bpe.pre_tokenizer = template.backend_tokenizer.pre_tokenizer
+    byte_chars = _bytes_to_unicode()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=1, initial_alphabet=byte_chars,
+                                  end_of_word_suffix="</w>", show_progress=False, special_tokens=[])
+    bpe.train_from_iterator(list(sentences), trainer)
+    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m)
+              for m in json.loads(bpe.to_str())["model"]["merges"]]
+    tokens = byte_chars + [c + "</w>" for c in byte_chars] + ["".join(m) for m in merges]
+    tokens += ["<|startoftext|>", "<|endoftext|>"]
+    vocab = {t: i for i, t in enumerate(dict.fromkeys(tokens))}
+    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77)
+
+
+def tiny_clip(path: str | Path, seed: int = 0, image_size: int = 224, patch_size: int = 32, hidden: int = 32,
+              layers: int = 2, heads: int = 4, projection_dim: int = 16) -> Path:
+    """Save a tiny randomly initialised CLIP (ViT image tower, the ViT-B/32 layout at toy width) to ``path``.
+
+    The folder looks like a downloaded checkpoint: config.json, model.safetensors, tokenizer files
+    (tokenizer.json included) and preprocessor_config.json, so ``load_clip(path)`` runs the real loading path.
+    """
+    from transformers import CLIPConfig, CLIPModel
+
+    path = Path(path)
+    tokenizer = tiny_clip_tokenizer()
+    ids = dict(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+               pad_token_id=tokenizer.pad_token_id)
+    config = CLIPConfig(
+        text_config=dict(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
+                         num_hidden_layers=layers, num_attention_heads=heads, max_position_embeddings=77,
+                         projection_dim=projection_dim, **ids),
+        vision_config=dict(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
+                           num_attention_heads=heads, image_size=image_size, patch_size=patch_size,
+                           projection_dim=projection_dim),
+        projection_dim=projection_dim,
+    )
+    with torch.random.fork_rng(devices=[]), _quiet_transformers():
+        torch.manual_seed(seed)
+        CLIPModel(config).save_pretrained(path)
+        tokenizer.save_pretrained(path)
+    preprocessor = {  # the fields of openai/clip-vit-base-patch32's file (resample 3 = bicubic)
+        "crop_size": {"height": image_size, "width": image_size}, "do_center_crop": True, "do_normalize": True,
+        "do_resize": True, "image_processor_type": "CLIPImageProcessor", "image_mean": list(CLIP_SPEC.mean),
+        "image_std": list(CLIP_SPEC.std), "resample": 3, "size": {"shortest_edge": image_size},
+    }
+    (path / "preprocessor_config.json").write_text(json.dumps(preprocessor, indent=2))
+    return path
+
+
+# ----------------------------------------------------------------------------------------------
+# Registry
+
+
+@dataclass
+class FrameEncoder:
+    """A frame encoder ready to run: the module, the preprocessing it expects and its output width."""
+
+    kind: str  # a FRAME_ENCODERS key
+    source: str | None  # checkpoint file, CLIP folder or hub id; None for the seeded built-in CNN
+    module: nn.Module  # pixels (N, 3, spec.height, spec.width) -> features (N, dim)
+    spec: FrameSpec
+    dim: int
+
+    @property
+    def choice(self) -> str:
+        """The ``--encoder`` value that rebuilds this encoder."""
+        return self.kind if self.source is None else f"{self.kind}:{self.source}"
+
+    def to(self, device: str | torch.device) -> FrameEncoder:
+        self.module.to(device)
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.module.parameters()).device
+
+    @torch.inference_mode()
+    def encode(self, frames: np.ndarray, batch_size: int = 64) -> np.ndarray:
+        """uint8 frames (N, H, W, 3) -> float32 features (N, dim), preprocessed per ``spec``."""
+        self.module.eval()
+        out = np.empty((len(frames), self.dim), np.float32)
+        for i in range(0, len(frames), batch_size):
+            pixels = torch.from_numpy(np.ascontiguousarray(preprocess(frames[i:i + batch_size], self.spec)))
+            out[i:i + batch_size] = self.module(pixels.to(self.device)).float().cpu().numpy()
+        return out
+
+    def weights_sha256(self) -> str:
+        """Hash of the module's weights, to tell feature folders made with different weights apart."""
+        h = hashlib.sha256()
+        for key, value in self.module.state_dict().items():
+            h.update(key.encode())
+            h.update(value.detach().cpu().contiguous().numpy().tobytes())
+        return h.hexdigest()
+
+    def describe(self) -> dict:
+        """Which encoder and weights made a feature folder (features.json keeps dim and spec beside it)."""
+        return {"encoder": self.choice, "kind": self.kind, "weights_sha256": self.weights_sha256()}
+
+
+@dataclass(frozen=True)
+class FrameEncoderKind:
+    spec: FrameSpec  # preprocessing of the default model (a checkpoint may carry its own)
+    dim: int | None  # output width of the default model; None: depends on the checkpoint
+    argument: str  # what may follow "KIND:" in a choice
+    build: Callable[[str | None], FrameEncoder]
+
+
+def _build_builtin(arg: str | None) -> FrameEncoder:
+    if arg is None:
+        model, spec = seeded_builtin(), BUILTIN_SPEC
+    else:
+        model, spec = load_builtin(arg)
+    return FrameEncoder("builtin", arg, model, spec, model.cfg.out_dim)
+
+
+def _build_clip(arg: str | None) -> FrameEncoder:
+    parts = load_clip(arg or DEFAULT_CLIP, text=False)
+    return FrameEncoder("clip", arg or DEFAULT_CLIP, parts.image, parts.spec, parts.image.dim)
+
+
+FRAME_ENCODERS: dict[str, FrameEncoderKind] = {
+    "builtin": FrameEncoderKind(BUILTIN_SPEC, CNNConfig().out_dim, "CKPT.safetensors (optional)", _build_builtin),
+    "clip": FrameEncoderKind(CLIP_SPEC, None, f"hub id or local folder (default {DEFAULT_CLIP})", _build_clip),
+}
+
+
+def build_frame_encoder(choice: str) -> FrameEncoder:
+    """Build ``builtin``, ``builtin:CKPT.safetensors``, ``clip`` or ``clip:ID_OR_PATH`` on the CPU, in eval mode."""
+    kind, sep, arg = choice.partition(":")
+    if kind not in FRAME_ENCODERS:
+        known = ", ".join(f"{k}[:{v.argument}]" for k, v in FRAME_ENCODERS.items())
+        raise ValueError(f"unknown frame encoder {choice!r}; expected one of {known}")
+    if sep and not arg:
+        expected = f"{kind}:{FRAME_ENCODERS[kind].argument}"
+        raise ValueError(f"frame encoder {choice!r} has nothing after ':'; expected {expected}")
+    return FRAME_ENCODERS[kind].build(arg or None)
