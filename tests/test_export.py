@@ -206,3 +206,20 @@ def test_onnxruntime_cuda_provider_matches_cpu(bundle_dir):
     mask = np.ones((3, 40), bool)
     np.testing.assert_allclose(Grounder(bundle, "onnxruntime-cuda").encode_video(feats, mask),
                                Grounder(bundle).encode_video(feats, mask), atol=1e-4)
+
+
+def test_retrieval_outputs_are_exported_with_parity(tmp_path):
+    for name in ("excl-reg-2c", "plpnet"):
+        torch.manual_seed(0)
+        feat = LearnedWords.build(SENTENCES, dim=12)
+        small = {"dim": 32, "max_len": 40} if name == "plpnet" else {"video_hidden": 8, "query_hidden": 8, "span_hidden": 8, "mlp_hidden": 8}
+        run_dir = tmp_path / name
+        run_dir.mkdir()
+        model = build_model(name, video_dim=10, word_dim=12, vocab_size=len(feat.vocab), retrieval_dim=16, **small)
+        save_run(run_dir, model, name, save_featurizer(feat, run_dir), {"length": 40, "feature_dim": 10}, {}, {})
+        meta = export_bundle(run_dir, tmp_path / f"b-{name}")
+        assert meta["retrieval_dim"] == 16
+        assert [o["name"] for o in meta["graphs"]["video_encoder"]["outputs"]] == ["video_states", "retrieval_steps"]
+        assert meta["graphs"]["text_encoder"]["outputs"][-1]["name"] == "retrieval"
+        report = check_parity(load_run(run_dir), load_bundle(tmp_path / f"b-{name}"))
+        assert max(report[g] for g in ("video_encoder", "text_encoder", "head")) < 1e-4, report

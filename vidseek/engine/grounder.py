@@ -69,12 +69,16 @@ class Grounder:
 
     def encode_video(self, features: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
         """features (B, T, D) -> video states (B, T, H)."""
+        return self.video_outputs(features, mask)["video_states"]
+
+    def video_outputs(self, features: np.ndarray, mask: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """features (B, T, D) -> {"video_states" (B, T, H)[, "retrieval_steps" (B, T, E)]}."""
         features = np.asarray(features, np.float32)
         if features.shape[-1] != self.bundle.feature_dim:
             raise ValueError(f"features have dim {features.shape[-1]} but bundle {self.bundle.path} expects "
                              f"{self.bundle.feature_dim}: use the bundle's frame encoder")
         mask = np.ones(features.shape[:2], bool) if mask is None else mask.astype(bool)
-        return self.sessions["video_encoder"].run({"features": features, "video_mask": mask})["video_states"]
+        return self.sessions["video_encoder"].run({"features": features, "video_mask": mask})
 
     def head(self, states: np.ndarray, mask: np.ndarray, text: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """states (B, T, H), mask (B, T), text outputs with batch B (or 1, broadcast)."""

@@ -24,7 +24,7 @@ def model_family(model_name: str) -> str:
     return "plpnet" if model_name == "plpnet" else "excl"
 
 
-_FRAME = GraphSpec("frame_encoder", "index", ("pixels",), ("frame_features",),
+FRAME_GRAPH = GraphSpec("frame_encoder", "index", ("pixels",), ("frame_features",),
                    {"pixels": ("frames", "", "", ""), "frame_features": ("frames", "")})
 _VIDEO = GraphSpec("video_encoder", "index", ("features", "video_mask"), ("video_states",),
                    {"features": ("batch", "time", ""), "video_mask": ("batch", "time"), "video_states": ("batch", "time", "")})
@@ -53,10 +53,22 @@ _HEAD = {
 GRAPH_NAMES = ("frame_encoder", "video_encoder", "text_encoder", "head")
 
 
-def graphs_for(model_name: str, with_frame_encoder: bool) -> list[GraphSpec]:
-    """The graphs of a model's bundle, in pipeline order."""
+def _with_retrieval(spec: GraphSpec, output: str, axes: tuple[str, ...]) -> GraphSpec:
+    return GraphSpec(spec.name, spec.stage, spec.inputs, spec.outputs + (output,), {**spec.dynamic, output: axes})
+
+
+def graphs_for(model_name: str, with_frame_encoder: bool, retrieval: bool = False) -> list[GraphSpec]:
+    """The graphs of a model's bundle, in pipeline order.
+
+    With a retrieval embedding, the video encoder also gives per-step projections ``retrieval_steps``
+    (a window's embedding is their normalised mean) and the text encoder a normalised ``retrieval``.
+    """
     family = model_family(model_name)
-    return ([_FRAME] if with_frame_encoder else []) + [_VIDEO, _TEXT[family], _HEAD[family]]
+    video, text = _VIDEO, _TEXT[family]
+    if retrieval:
+        video = _with_retrieval(video, "retrieval_steps", ("batch", "time", ""))
+        text = _with_retrieval(text, "retrieval", ("batch", ""))
+    return ([FRAME_GRAPH] if with_frame_encoder else []) + [video, text, _HEAD[family]]
 
 
 # Export formats and runtime backends. "available" is checked at run time by the engine.

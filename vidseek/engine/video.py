@@ -186,13 +186,25 @@ def probe(path: str | os.PathLike, backend: str = "auto") -> VideoInfo:
 
 
 def _probe(path: str | os.PathLike, backend: str) -> _Source:
+    return _open(path, backend, None)[0]
+
+
+def _open(path: str | os.PathLike, backend: str, size: Size):
+    """Check and probe a file: ``(source, decord reader or None, PyAV header or None, output size)``.
+
+    With decord chosen, its reader (opened at the output size) comes back ready to decode; None
+    means PyAV decodes. In "auto", a file decord cannot open goes to PyAV.
+    """
     path = _check_file(path)
     name = _choose_backend(backend)
     header = _pyav_header(path) if _importable("av") else None  # clear errors before decord sees the file
+    if header is not None:  # a bad size is the caller's error, not a reason to fall back
+        size = _resolve_size(size, header.width, header.height)
     if name == "decord":
         try:
-            src, _ = _decord_open(path, header, size=None)
-            return _finish(src, header)
+            src, reader = _decord_open(path, header, size)
+            src = _finish(src, header)
+            return src, reader, header, _resolve_size(size, src.info.width, src.info.height)
         except VideoDecodeError:
             raise
         except Exception as e:  # decord raises DECORDError / RuntimeError with FFmpeg's words
@@ -202,7 +214,8 @@ def _probe(path: str | os.PathLike, backend: str) -> _Source:
                     f"format decord does not support. Try backend='pyav'" + ("" if header else " (pip install av)")
                 ) from e
             log.info("decord cannot read %s (%s); using PyAV", path, _first_line(e))
-    return _finish(_pyav_scan(path, header), header)
+    src = _finish(_pyav_scan(path, header), header)
+    return src, None, header, _resolve_size(size, src.info.width, src.info.height)
 
 
 def _check_file(path: str | os.PathLike) -> str:
@@ -438,31 +451,9 @@ class SampledChunks:
         if int(chunk) < 1:
             raise ValueError(f"chunk must be >= 1 step, got {chunk}")
         self.rate, self.chunk, self._backend = float(rate), int(chunk), backend
-        path = _check_file(path)
-        name = _choose_backend(backend)
-        self._header = _pyav_header(path) if _importable("av") else None
-        self._reader = None
-        src = None
-        if name == "decord":
-            if self._header is not None:  # a bad size is the caller's error, not a reason to fall back
-                size = _resolve_size(size, self._header.width, self._header.height)
-            try:
-                src, self._reader = _decord_open(path, self._header, size)
-                src = _finish(src, self._header)
-            except VideoDecodeError:
-                raise
-            except Exception as e:
-                if backend == "decord" or self._header is None:
-                    raise VideoDecodeError(
-                        f"{path}: decord cannot read this file ({_first_line(e)}); it is truncated, corrupt or in a "
-                        "format decord does not support. Try backend='pyav'") from e
-                log.info("decord cannot read %s (%s); using PyAV", path, _first_line(e))
-                self._reader = None
-        if src is None:
-            src = _finish(_pyav_scan(path, self._header), self._header)
+        src, self._reader, self._header, self.size = _open(path, backend, size)  # size: (w, h) of the output
         self._src = src
         self.info: VideoInfo = src.info
-        self.size = _resolve_size(size, src.info.width, src.info.height)  # (w, h) of the output frames
         self.times: np.ndarray = step_times(src.info.duration, rate)  # (T,) step centres
         self.n_steps = len(self.times)
         self._used = False

@@ -17,9 +17,9 @@ OPSET = 17
 
 def _frame_graph():
     """The frame_encoder entry of the engine's graph table (the same for every model family)."""
-    from vidseek.engine.registry import graphs_for
+    from vidseek.engine.registry import FRAME_GRAPH
 
-    return next(g for g in graphs_for("plpnet", with_frame_encoder=True) if g.name == "frame_encoder")
+    return FRAME_GRAPH
 
 
 def export_frame_encoder(encoder, path: str | Path, spec, opset: int = OPSET) -> dict:

@@ -38,7 +38,10 @@ class VideoEncoderGraph(nn.Module):
         self.model = model
 
     def forward(self, features, video_mask):
-        return self.model.encode_video(features, video_mask)
+        states = self.model.encode_video(features, video_mask)
+        if getattr(self.model, "retrieval", None) is not None:
+            return states, self.model.retrieval.embed_steps(states)
+        return states
 
 
 class TextEncoderGraph(nn.Module):
@@ -72,9 +75,10 @@ class TextEncoderGraph(nn.Module):
         else:
             words, feats = input_ids, self.model.embedding(input_ids)
         out = self.model.encode_text(words, mask)
+        extra = (out["retrieval"],) if "retrieval" in out else ()
         if self.family == "plpnet":
-            return feats, out["sentence"], out["phrases"], out["word_att"]
-        return feats, out["sentence"]
+            return (feats, out["sentence"], out["phrases"], out["word_att"]) + extra
+        return (feats, out["sentence"]) + extra
 
 
 class HeadGraph(nn.Module):
@@ -217,7 +221,8 @@ def export_bundle(run_dir: str | Path, out_dir: str | Path, opset: int = DEFAULT
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     graphs, reports = {}, []
-    for spec in graphs_for(run.name, frame_encoder is not None):
+    retrieval = getattr(run.model, "retrieval", None) is not None
+    for spec in graphs_for(run.name, frame_encoder is not None, retrieval):
         t0 = time.perf_counter()
         path = out / f"{spec.name}.onnx"
         if spec.name == "frame_encoder":
@@ -249,6 +254,7 @@ def export_bundle(run_dir: str | Path, out_dir: str | Path, opset: int = DEFAULT
         "vidseek_version": __version__,
         "model": run.config["model"],
         "words": {**run.config["words"], "tokenizer": "tokenizer.json"},
+        "retrieval_dim": int(run.model.cfg.retrieval_dim),
         "features": {"dim": run.config["data"]["feature_dim"], "length": run.length,
                      "rate": fe["rate"] if fe else run.config["data"].get("rate"), "frame_encoder": fe},
         "opset": opset,

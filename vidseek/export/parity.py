@@ -48,7 +48,7 @@ def check_parity(run: Run, bundle: Bundle, lengths=(8, 32, None), batch: int = 3
     mask_w = torch.from_numpy(g.tokenize(QUERIES)[0]["attention_mask"]) > 0
     words = run.featurizer.encode(QUERIES)
     torch_text = model.encode_text(words.words, words.mask)
-    keys = [k for k in ("sentence", "phrases", "word_att") if k in text_ort]
+    keys = [k for k in ("sentence", "phrases", "word_att", "retrieval") if k in text_ort]
     report["text_encoder"] = _max_diff({k: text_ort[k] for k in keys}, {k: torch_text[k] for k in keys}, {})
     if ids.shape != words.mask.shape or not torch.equal(mask_w, words.mask):
         raise AssertionError("the bundle's tokenizer splits the queries differently from the trainer's")
@@ -58,10 +58,13 @@ def check_parity(run: Run, bundle: Bundle, lengths=(8, 32, None), batch: int = 3
         feats = rng.normal(size=(batch, t, bundle.feature_dim)).astype(np.float32)
         vmask = np.ones((batch, t), bool)
         vmask[-1, max(1, t * 2 // 3):] = False  # one padded item
-        states_ort = g.encode_video(feats, vmask)
+        video_ort = g.video_outputs(feats, vmask)
         states_pt = model.encode_video(torch.from_numpy(feats), torch.from_numpy(vmask))
+        video_pt = {"video_states": states_pt}
+        if "retrieval_steps" in video_ort:
+            video_pt["retrieval_steps"] = model.retrieval.embed_steps(states_pt)
         report["video_encoder"] = max(report["video_encoder"],
-                                      _max_diff({"s": states_ort}, {"s": states_pt}, {"s": vmask}))
+                                      _max_diff(video_ort, video_pt, {k: vmask for k in video_pt}))
         # the head on one query, tiled over the batch
         one = {k: v[:1] for k, v in text_ort.items() if k != "tokens"}
         out_ort = g.head(states_pt.numpy(), vmask, one)

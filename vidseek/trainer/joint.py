@@ -43,6 +43,10 @@ class FrameGrounder(nn.Module):
     def embedding(self):
         return self.model.embedding
 
+    @property
+    def retrieval(self):
+        return self.model.retrieval
+
     def forward(self, pixels, video_mask, words, word_mask) -> dict[str, torch.Tensor]:
         feats = self.encode_frames(pixels)
         out = self.model(feats, video_mask, words, word_mask)

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vidseek.trainer.models.layers import NEG, BiLSTM
+from vidseek.trainer.models.layers import NEG, BiLSTM, RetrievalHead, retrieval_loss
 
 NAME_RE = re.compile(r"^excl-(clf|reg)-([12])([abc])$")
 
@@ -38,6 +38,8 @@ class ExCLConfig:
     span_hidden: int = 128  # span-predictor BiLSTM units per direction (paper: 128)
     mlp_hidden: int = 256  # MLP span-predictor hidden units, tanh (paper: 256)
     dropout: float = 0.5  # on every LSTM's outputs during training (paper: 0.5)
+    retrieval_dim: int = 0  # > 0: a joint text-video embedding of this size for library search (not in the paper)
+    w_retrieval: float = 1.0  # weight of the retrieval InfoNCE loss when retrieval_dim > 0
 
     @classmethod
     def from_name(cls, name: str, **kw) -> "ExCLConfig":
@@ -77,6 +79,7 @@ class ExCL(nn.Module):
             self.lstm_end = BiLSTM(2 * cfg.span_hidden, cfg.span_hidden, dropout=cfg.dropout)
             size = 2 * cfg.span_hidden + fused
             self.w_start, self.w_end = nn.Linear(size, 1), nn.Linear(size, 1)  # eqs. 16-17
+        self.retrieval = RetrievalHead(2 * cfg.query_hidden, self.video_out_dim, cfg.retrieval_dim) if cfg.retrieval_dim else None
 
     @property
     def video_out_dim(self) -> int:
@@ -94,7 +97,10 @@ class ExCL(nn.Module):
         if self.embedding is not None:
             words = self.embedding(words)
         _, sentence = self.query_lstm(words, mask)
-        return {"sentence": sentence}
+        out = {"sentence": sentence}
+        if self.retrieval is not None:
+            out["retrieval"] = self.retrieval.embed_text(sentence)
+        return out
 
     def head(self, video: torch.Tensor, mask: torch.Tensor, text: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """h^V (B, T, Hv), mask (B, T), text -> {"start_logits", "end_logits"} (B, T), NEG at padding."""
@@ -113,17 +119,28 @@ class ExCL(nn.Module):
         return {"start_logits": s[..., 0].masked_fill(~mask, NEG), "end_logits": e[..., 0].masked_fill(~mask, NEG)}
 
     def forward(self, video, video_mask, words, word_mask) -> dict[str, torch.Tensor]:
-        return self.head(self.encode_video(video, video_mask), video_mask, self.encode_text(words, word_mask))
+        states, text = self.encode_video(video, video_mask), self.encode_text(words, word_mask)
+        out = self.head(states, video_mask, text)
+        if self.retrieval is not None:
+            out.update(retrieval=text["retrieval"], retrieval_steps=self.retrieval.embed_steps(states))
+        return out
 
     # ---- training ------------------------------------------------------------------------
     def loss(self, out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         """clf: eq. 1 (NLL of the ground-truth start and end steps); reg: L1 on normalised times."""
         if self.cfg.objective == "clf":
-            nll = F.cross_entropy(out["start_logits"], batch["start_idx"]) + F.cross_entropy(out["end_logits"], batch["end_idx"])
-            return nll, {"nll": nll.item()}
-        ts, te = expected_times(out["start_logits"], out["end_logits"], batch["video_mask"])
-        l1 = (ts - batch["span"][:, 0]).abs().mean() + (te - batch["span"][:, 1]).abs().mean()
-        return l1, {"l1": l1.item()}
+            loss = F.cross_entropy(out["start_logits"], batch["start_idx"]) + F.cross_entropy(out["end_logits"], batch["end_idx"])
+            parts = {"nll": loss.item()}
+        else:
+            ts, te = expected_times(out["start_logits"], out["end_logits"], batch["video_mask"])
+            loss = (ts - batch["span"][:, 0]).abs().mean() + (te - batch["span"][:, 1]).abs().mean()
+            parts = {"l1": loss.item()}
+        if self.retrieval is not None:
+            l_ret = retrieval_loss(out["retrieval"], out["retrieval_steps"], batch["start_idx"], batch["end_idx"],
+                                   batch["video_mask"], [s.vid for s in batch["samples"]])
+            loss = loss + self.cfg.w_retrieval * l_ret
+            parts["retrieval"] = l_ret.item()
+        return loss, parts
 
 
 def expected_times(start_logits: torch.Tensor, end_logits: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -63,3 +63,51 @@ def masked_softmax(logits: torch.Tensor, mask: torch.Tensor, dim: int = -1) -> t
 def lengths_to_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
     """(B,) lengths -> (B, max_len) bool mask of valid steps."""
     return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]
+
+
+class RetrievalHead(nn.Module):
+    """Projects a sentence embedding and per-step video states into one space for library search.
+
+    Text: L2-normalised (B, E). Video: per-step projections (B, T, E); a window's embedding is the
+    L2-normalised mean of its steps (linear, so the index pools windows from cached step outputs).
+    """
+
+    def __init__(self, text_dim: int, video_dim: int, dim: int):
+        super().__init__()
+        self.text = nn.Linear(text_dim, dim)
+        self.video = nn.Linear(video_dim, dim)
+
+    def embed_text(self, sentence: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.normalize(self.text(sentence), dim=-1)
+
+    def embed_steps(self, video_states: torch.Tensor) -> torch.Tensor:
+        return self.video(video_states)
+
+
+def retrieval_loss(text: torch.Tensor, steps: torch.Tensor, start: torch.Tensor, end: torch.Tensor,
+                   mask: torch.Tensor, vids: list[str], temperature: float = 0.07) -> torch.Tensor:
+    """InfoNCE of each query against its ground-truth window, across and within videos.
+
+    text (B, E) normalised; steps (B, T, E) step projections; start/end (B,) inclusive ground-truth steps.
+    Across videos: the other items' ground-truth windows are negatives (items of the same video are
+    left out, they may show the same moment). Within a video: every window of the ground truth's
+    length that does not overlap it is a negative. Returns the sum of the two cross-entropies.
+    """
+    b, t, _ = steps.shape
+    ar = torch.arange(t, device=steps.device)[None, :]
+    inside = ((ar >= start[:, None]) & (ar <= end[:, None])).to(steps.dtype)  # (B, T)
+    pos = torch.nn.functional.normalize((steps * inside[..., None]).sum(1) / inside.sum(1, keepdim=True), dim=-1)
+    cross = text @ pos.T / temperature  # (B, B)
+    same = torch.tensor([[a == c for c in vids] for a in vids], device=steps.device) & ~torch.eye(b, dtype=torch.bool, device=steps.device)
+    loss = torch.nn.functional.cross_entropy(cross.masked_fill(same, NEG), torch.arange(b, device=steps.device))
+    # windows of the ground-truth length starting at every step, from a cumulative sum
+    length = (end - start + 1)[:, None]  # (B, 1)
+    csum = torch.cat([torch.zeros_like(steps[:, :1]), steps.cumsum(1)], 1)  # (B, T+1, E)
+    stop = (ar + length).clamp(max=t)
+    windows = csum.gather(1, stop[..., None].expand(-1, -1, steps.shape[2])) - csum[:, :t]
+    windows = torch.nn.functional.normalize(windows, dim=-1)
+    n_valid = mask.sum(1, keepdim=True)
+    negative = (ar + length <= n_valid) & ((ar + length - 1 < start[:, None]) | (ar > end[:, None]))  # (B, T)
+    within = torch.cat([(text * pos).sum(-1, keepdim=True), torch.einsum("be,bte->bt", text, windows)], 1) / temperature
+    within = within.masked_fill(~torch.cat([torch.ones_like(negative[:, :1]), negative], 1), NEG)
+    return loss + torch.nn.functional.cross_entropy(within, torch.zeros(b, dtype=torch.long, device=steps.device))

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vidseek.trainer.models.layers import BiLSTM, masked_softmax
+from vidseek.trainer.models.layers import BiLSTM, RetrievalHead, masked_softmax, retrieval_loss
 
 
 @dataclass
@@ -36,6 +36,8 @@ class PLPNetConfig:
     w_phrase: float = 1.0  # λ_phr
     w_feature: float = 1.0  # λ_feats
     feature_bank: int = 0  # past batches whose (detached) phrases join L_feature's similarity matrices
+    retrieval_dim: int = 0  # > 0: a joint text-video embedding of this size for library search (not in the paper)
+    w_retrieval: float = 1.0  # weight of the retrieval InfoNCE loss when retrieval_dim > 0
 
     name = "plpnet"
 
@@ -82,6 +84,7 @@ class PLPNet(nn.Module):
         self.mlp_fatt = nn.Sequential(nn.Linear(d, d // 2), nn.Tanh(), nn.Linear(d // 2, 1))  # eqs. 10-11
         self.mlp_reg = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, 2))  # eq. 13
         self.drop = nn.Dropout(cfg.dropout)
+        self.retrieval = RetrievalHead(d, d, cfg.retrieval_dim) if cfg.retrieval_dim else None
         self._bank: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     # ---- the three exportable parts -------------------------------------------------------
@@ -108,12 +111,15 @@ class PLPNet(nn.Module):
             phrases.append(prev)
             alphas.append(alpha)
         alpha = torch.stack(alphas, 1)  # (B, N, M)
-        return {
+        out = {
             "sentence": q,
             "phrases": torch.stack(phrases, 1),
             "word_att": alpha,
             "phrase_words": torch.einsum("bnm,bmd->bnd", alpha, words),
         }
+        if self.retrieval is not None:
+            out["retrieval"] = self.retrieval.embed_text(q)
+        return out
 
     def head(self, video: torch.Tensor, mask: torch.Tensor, text: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """V (B, T, d), mask (B, T), text -> sentence span (B, 2), phrase spans (B, N, 2), frame attention
@@ -143,8 +149,11 @@ class PLPNet(nn.Module):
 
     def forward(self, video, video_mask, words, word_mask) -> dict[str, torch.Tensor]:
         text = self.encode_text(words, word_mask)
-        out = self.head(self.encode_video(video, video_mask), video_mask, text)
+        states = self.encode_video(video, video_mask)
+        out = self.head(states, video_mask, text)
         out.update(word_att=text["word_att"], phrase_words=text["phrase_words"])
+        if self.retrieval is not None:
+            out.update(retrieval=text["retrieval"], retrieval_steps=self.retrieval.embed_steps(states))
         return out
 
     # ---- training ------------------------------------------------------------------------
@@ -156,7 +165,13 @@ class PLPNet(nn.Module):
         l_phr = phrase_loss(out["word_att"], cfg.phrase_lambda)  # eq. 5
         l_feat = self.feature_loss(out, batch["video"])  # eqs. 15-19
         total = l_reg + cfg.w_attention * l_att + cfg.w_phrase * l_phr + cfg.w_feature * l_feat
-        return total, {"reg": l_reg.item(), "attention": l_att.item(), "phrase": l_phr.item(), "feature": l_feat.item()}
+        parts = {"reg": l_reg.item(), "attention": l_att.item(), "phrase": l_phr.item(), "feature": l_feat.item()}
+        if self.retrieval is not None:
+            l_ret = retrieval_loss(out["retrieval"], out["retrieval_steps"], batch["start_idx"], batch["end_idx"],
+                                   batch["video_mask"], [s.vid for s in batch["samples"]])
+            total = total + cfg.w_retrieval * l_ret
+            parts["retrieval"] = l_ret.item()
+        return total, parts
 
     def feature_loss(self, out: dict[str, torch.Tensor], video: torch.Tensor) -> torch.Tensor:
         """Eqs. 15-19 over every phrase of the batch (plus `feature_bank` past batches, detached)."""

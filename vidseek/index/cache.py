@@ -1,0 +1,192 @@
+"""Per-video feature cache: one float16 ``.npy`` file per video and kind, written atomically.
+
+``FeatureCache(index_dir)`` holds the video encoder's output ``(steps, H)`` that the head reads at
+query time without decoding the video again; ``FeatureCache(index_dir, kind="clips")`` holds the
+clip embeddings ``(windows, E)`` from which the FAISS index is rebuilt. Files are
+``index_dir/cache/<video_id>.<kind>.npy``; ``get`` memory-maps them read-only.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from vidseek.index import IndexStorageError
+
+CACHE_DIR = "cache"
+KINDS = ("states", "clips")
+_FLOAT16_MAX = float(np.finfo(np.float16).max)  # 65504
+
+
+class CacheError(IndexStorageError):
+    """A cache file that is missing, unreadable, or not the shape the catalog expects."""
+
+
+class StorageWriteError(IndexStorageError):
+    """A write that failed (disk full, read-only folder, permissions); the previous file is intact."""
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
+    """Create or replace ``path`` atomically: ``write(tmp)`` fills a temporary file next to it,
+    which is fsynced and renamed over ``path`` with ``os.replace``.
+
+    Readers see the old file or the new one, never a partial one; after a crash at most a
+    ``.<name>.*.tmp`` file is left (``remove_temporaries`` deletes them). An OSError (disk full,
+    read-only folder) becomes a ``StorageWriteError`` and leaves the previous file untouched.
+    """
+    path = Path(path)
+    tmp: Path | None = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        tmp = Path(name)
+        write(tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        tmp = None
+        _fsync_dir(path.parent)
+    except OSError as exc:
+        reason = errno.errorcode.get(exc.errno, "") if exc.errno else ""
+        hint = {
+            "ENOSPC": "free some disk space",
+            "EDQUOT": "free some disk space (quota exceeded)",
+            "EROFS": "the file system is read-only: choose a writable --index folder",
+            "EACCES": "make the index folder writable, or choose another --index folder",
+            "EPERM": "make the index folder writable, or choose another --index folder",
+        }.get(reason, "check the index folder")
+        raise StorageWriteError(
+            f"could not write {path}: {exc.strerror or exc} ({reason or type(exc).__name__}); "
+            f"the previous {path.name} (if any) is unchanged; {hint}, then re-run"
+        ) from exc
+    finally:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+    return path
+
+
+def remove_temporaries(folder: str | Path) -> int:
+    """Delete ``.*.tmp`` files that a killed writer left in ``folder`` (recursively); returns how
+    many. Call it only while holding the writer lock (another writer's temporaries are live)."""
+    count = 0
+    for tmp in Path(folder).rglob(".*.tmp"):
+        if tmp.is_file():
+            tmp.unlink(missing_ok=True)
+            count += 1
+    return count
+
+
+class FeatureCache:
+    """Float16 arrays per video under ``index_dir/cache/``, one file per (video id, kind).
+
+    >>> import tempfile, numpy as np
+    >>> cache = FeatureCache(tempfile.mkdtemp())
+    >>> _ = cache.put(7, np.ones((5, 3), np.float32))
+    >>> cache.get(7, shape=(5, 3)).dtype, cache.video_ids()
+    (dtype('float16'), [7])
+    """
+
+    def __init__(self, index_dir: str | Path, kind: str = "states"):
+        if kind not in KINDS:
+            raise ValueError(f"unknown cache kind {kind!r}; expected one of {', '.join(KINDS)}")
+        self.folder = Path(index_dir) / CACHE_DIR
+        self.kind = kind
+        self._pattern = re.compile(rf"^(\d+)\.{kind}\.npy$")
+
+    def path(self, video_id: int) -> Path:
+        if int(video_id) < 0:
+            raise ValueError(f"video ids are >= 0, got {video_id}")
+        return self.folder / f"{int(video_id)}.{self.kind}.npy"
+
+    def has(self, video_id: int) -> bool:
+        return self.path(video_id).is_file()
+
+    def put(self, video_id: int, array: np.ndarray) -> Path:
+        """Store ``array`` (T, H), any float dtype, as float16 (atomically replacing an older file).
+
+        Refuses empty arrays, non-finite values and values beyond the float16 range (±65504),
+        which would silently become inf.
+        """
+        array = np.asarray(array)
+        if array.ndim != 2 or array.shape[0] == 0 or array.shape[1] == 0:
+            raise CacheError(f"cache {self.kind} of video {video_id}: expected a non-empty (T, H) array, "
+                             f"got shape {array.shape}")
+        if not np.issubdtype(array.dtype, np.floating):
+            raise CacheError(f"cache {self.kind} of video {video_id}: expected floating point values, got {array.dtype}")
+        if not np.isfinite(array).all():
+            raise CacheError(f"cache {self.kind} of video {video_id}: the array has NaN or inf values; "
+                             "check the encoder output")
+        peak = float(np.abs(array).max())
+        if peak > _FLOAT16_MAX:
+            raise CacheError(f"cache {self.kind} of video {video_id}: values up to {peak:g} exceed the "
+                             f"float16 range (±{_FLOAT16_MAX:g}); scale or normalise the features first")
+        data = np.ascontiguousarray(array, dtype=np.float16)
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as fh:
+                np.save(fh, data, allow_pickle=False)
+
+        return atomic_write(self.path(video_id), write)
+
+    def get(self, video_id: int, shape: tuple[int | None, int | None] | None = None) -> np.memmap:
+        """The stored array (T, H) float16, memory-mapped read-only.
+
+        ``shape`` is the expected (T, H), ``None`` in a position accepting any size; a mismatch
+        raises ``CacheError`` naming the file and both shapes.
+        """
+        path = self.path(video_id)
+        if not path.is_file():
+            raise CacheError(f"no cached {self.kind} for video {video_id}: {path} is missing; "
+                             "re-run `vidseek index` to re-encode the video")
+        try:
+            array = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise CacheError(f"{path} is unreadable ({exc}); delete it and re-run `vidseek index`") from None
+        if array.dtype != np.float16 or array.ndim != 2:
+            raise CacheError(f"{path} holds a {array.dtype} array of shape {array.shape}; expected a "
+                             "(T, H) float16 array: delete it and re-run `vidseek index`")
+        if shape is not None and any(want is not None and want != got for want, got in zip(shape, array.shape)):
+            expected = tuple("any" if s is None else s for s in shape)
+            raise CacheError(f"{path} has shape {array.shape} but the catalog expects {expected}; "
+                             "the cache and catalog disagree: re-index with `vidseek index --rebuild`")
+        return array
+
+    def remove(self, video_id: int) -> bool:
+        """Delete the file of ``video_id``; True when there was one."""
+        path = self.path(video_id)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise StorageWriteError(f"could not delete {path}: {exc.strerror or exc}; make the index "
+                                    "folder writable, then re-run") from exc
+        return True
+
+    def video_ids(self) -> list[int]:
+        """Ids of the videos with a file of this kind, sorted."""
+        if not self.folder.is_dir():
+            return []
+        ids = (self._pattern.match(p.name) for p in self.folder.iterdir())
+        return sorted(int(m.group(1)) for m in ids if m)
