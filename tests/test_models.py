@@ -242,3 +242,77 @@ def test_every_variant_learns_the_planted_signal(name, tmp_path):
         rand.append({"pred_relevant_windows": [[a, a + w, 1.0]]})
     chance = score(rand, held_out)["R1@0.5"]
     assert m["R1@0.5"] >= max(50.0, chance + 30.0), (m, chance)
+
+
+# ---- retrieval embedding ----------------------------------------------------------------------
+
+
+def test_retrieval_loss_by_hand():
+    """Two videos, T=3, E=2; ground truth at step 0 (item 0) and step 2 (item 1); temperature 0.5.
+
+    Across videos: logits [[2, 0], [0, 2]] -> CE = log(1 + e^-2) each.
+    Within a video: the positive scores 2, the two other 1-step windows score 0 -> CE = log(1 + 2e^-2).
+    """
+    from vidseek.trainer.models.layers import retrieval_loss
+
+    text = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    steps = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]], [[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]]])
+    start, end, mask = torch.tensor([0, 2]), torch.tensor([0, 2]), torch.ones(2, 3, dtype=torch.bool)
+    e = math.exp(-2)
+    loss = retrieval_loss(text, steps, start, end, mask, ["a", "b"], temperature=0.5)
+    assert float(loss) == pytest.approx(math.log(1 + e) + math.log(1 + 2 * e), rel=1e-5)
+    # items of the same video are not each other's negatives
+    loss = retrieval_loss(text, steps, start, end, mask, ["a", "a"], temperature=0.5)
+    assert float(loss) == pytest.approx(math.log(1 + 2 * e), rel=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["excl-clf-2b", "plpnet"])
+def test_retrieval_embedding_finds_the_queried_concept_across_a_library(name, tmp_path):
+    """After joint training, the best window over all held-out videos shows what the query names."""
+    from toy_features import CONCEPTS
+    from vidseek.spans import seconds_to_index
+
+    torch.set_num_threads(1)
+    tr, store = make_toy(120, seed=0)
+    te, store2 = make_toy(40, seed=1)
+    store.update(store2)
+    featurizer = LearnedWords.build([s.query for s in tr], dim=16)
+    cfg = TrainConfig(epochs=1000, batch_size=16, lr=3e-3, length=32, patience=1000, max_steps=400, sampler="random")
+    train(name, tr, tr, store, featurizer, tmp_path, cfg, {**small(name), "retrieval_dim": 32}, progress=False)
+    run = load_run(tmp_path)
+    data = MomentDataset(te, store, 32)
+    vids = sorted({s.vid for s in te})
+    with torch.no_grad():
+        video = torch.from_numpy(np.stack([data.video(v) for v in vids]))
+        steps = run.model.retrieval.embed_steps(run.model.encode_video(video, torch.ones(video.shape[:2], dtype=torch.bool)))
+        w = run.featurizer.encode([s.query for s in te])
+        text = run.model.encode_text(w.words, w.mask)["retrieval"]
+    width, stride = 6, 2
+    starts = list(range(0, 32 - width + 1, stride))
+    windows = torch.nn.functional.normalize(torch.stack([steps[:, a:a + width].mean(1) for a in starts], 1), dim=-1)
+    concept = lambda q: next(c for c in CONCEPTS if c in q.split())  # noqa: E731
+    events = {}
+    for s in te:
+        events.setdefault(concept(s.query), []).append((s.vid, seconds_to_index(s.windows[0], s.duration, 32)))
+    hits = 0
+    for i, s in enumerate(te):
+        v, k = divmod(int(torch.einsum("e,vke->vk", text[i], windows).argmax()), len(starts))
+        a0, a1 = starts[k], starts[k] + width - 1
+        hits += any(vid == vids[v] and a0 <= b and a1 >= a for vid, (a, b) in events[concept(s.query)])
+    # chance: a random window shows a given concept about 2/6 * 30% of the time
+    assert hits / len(te) >= 0.8, hits / len(te)
+
+
+def test_plpnet_regression_loss_is_smooth_l1_by_hand():
+    """Eq. 14 on normalised times: smooth L1 (beta 1) of start and end errors, summed, mean over the batch."""
+    torch.manual_seed(0)
+    model = build_model("plpnet", video_dim=4, word_dim=3, dim=8, max_len=4, n_phrases=1,
+                        w_attention=0.0, w_phrase=0.0, w_feature=0.0)
+    out = {"span": torch.tensor([[0.1, 0.9], [0.5, 0.5]]), "frame_att": torch.full((2, 4), 0.25),
+           "word_att": torch.ones(2, 1, 1), "phrase_words": torch.ones(2, 1, 3), "phrase_frame_att": torch.full((2, 1, 4), 0.25)}
+    batch = {"span": torch.tensor([[0.0, 1.0], [0.5, 0.0]]), "tags": torch.zeros(2, 4),
+             "video_mask": torch.ones(2, 4, dtype=torch.bool), "video": torch.ones(2, 4, 4)}
+    _, parts = model.loss(out, batch)
+    # item 0: 0.5*0.1^2 + 0.5*0.1^2 = 0.01; item 1: 0 + 0.5*0.5^2 = 0.125 -> mean 0.0675
+    assert parts["reg"] == pytest.approx(0.0675)

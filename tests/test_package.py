@@ -23,7 +23,7 @@ BLOCK_TORCH = """
 import sys
 class Block:
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("torch", "sentence_transformers", "transformers"):
+        if name.split(".")[0] in ("torch", "sentence_transformers", "transformers") or name.startswith("vidseek.trainer"):
             raise ImportError(f"{name} is blocked in this test")
 sys.meta_path.insert(0, Block())
 """
@@ -33,14 +33,15 @@ def run_without_torch(code: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", BLOCK_TORCH + code], capture_output=True, text=True, cwd=ROOT)
 
 
-def test_shared_core_and_cli_help_run_without_torch():
+def test_shared_core_runtime_and_cli_help_run_without_torch_or_the_trainer():
     r = run_without_torch(
         "import vidseek.spans, vidseek.decode, vidseek.evaluation, vidseek.synth\n"
+        "import vidseek.engine.bundle, vidseek.engine.grounder, vidseek.engine.video, vidseek.export.tensorrt\n"
         "from vidseek.cli.main import cli\n"
         "cli.main(['--help'], standalone_mode=False)\n"
     )
     assert r.returncode == 0, r.stderr
-    for command in ("train", "predict", "eval", "synth"):
+    for command in ("train", "predict", "eval", "synth", "export", "features"):
         assert command in r.stdout
 
 
@@ -54,3 +55,5 @@ def test_training_without_torch_says_how_to_install(tmp_path):
     )
     assert r.returncode == 1, r.stderr
     assert "training needs PyTorch" in r.stderr and "Traceback" not in r.stderr
+    r = run_without_torch(f"from vidseek.cli.main import cli\ncli.main(['features', {str(tmp_path)!r}, '--out', {str(tmp_path / 'f')!r}])\n")
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr

@@ -135,6 +135,11 @@ def decode_regression(
     return [[round(s, 4), round(e, 4), attention_mass(frame_att, (a, b), length)]]
 
 
+def _special(token: str) -> bool:
+    """A tokenizer's marker rather than a word: [CLS], [SEP], <|endoftext|>, <pad>, ..."""
+    return (token.startswith("[") and token.endswith("]")) or (token.startswith("<") and token.endswith(">"))
+
+
 def decode_phrases(
     phrase_spans: np.ndarray,
     word_att: np.ndarray,
@@ -150,7 +155,8 @@ def decode_phrases(
     for n, (span, alpha) in enumerate(zip(phrase_spans, word_att)):
         s, e = normalized_to_seconds(sorted(float(x) for x in span), duration)
         weights = [round(float(a), 4) for a in alpha[: len(tokens)]]
-        top = [tokens[i] for i in sorted(np.argsort(weights)[::-1][:3]) if weights[i] > 0]
+        words = [i for i in np.argsort(weights)[::-1] if not _special(tokens[i])][:3]
+        top = [tokens[i] for i in sorted(words) if weights[i] > 0]
         out.append({"phrase": n, "span": [round(s, 4), round(e, 4)], "weight": round(float(phrase_weights[n]), 4),
                     "words": top, "word_weights": [[t, w] for t, w in zip(tokens, weights)]})
     return out

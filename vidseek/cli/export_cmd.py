@@ -6,7 +6,11 @@ from pathlib import Path
 
 import click
 
+from vidseek.cli.common import need_torch
 from vidseek.engine.registry import FORMATS
+
+PARITY_ATOL = 1e-4  # fp32 graphs vs PyTorch, as the tests require
+PARITY_MIN_IOU = 0.99  # decoded top-1 spans
 
 
 def _load_calib(path: Path | None) -> dict | None:
@@ -32,7 +36,7 @@ def _load_calib(path: Path | None) -> dict | None:
 @click.option("--fp16", is_flag=True, help="TensorRT: build FP16 engines (fails if the GPU has no fast FP16).")
 @click.option("--int8", is_flag=True, help="TensorRT: build INT8 engines calibrated on --calib.")
 @click.option("--calib", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="INT8 calibration inputs (.npz of GRAPH.INPUT arrays).")
-@click.option("--opset", default=17, show_default=True, help="ONNX opset.")
+@click.option("--opset", type=click.IntRange(14, 20), default=17, show_default=True, help="ONNX opset.")
 @click.option("--check/--no-check", default=True, show_default=True, help="Measure every graph against PyTorch after export.")
 def export_cmd(run_dir, out_dir, fmt, fp16, int8, calib, opset, check):
     """Export RUN_DIR (from `vidseek train`) to a bundle: separate video encoder, text encoder and head graphs."""
@@ -42,10 +46,14 @@ def export_cmd(run_dir, out_dir, fmt, fp16, int8, calib, opset, check):
         raise click.BadParameter("--fp16/--int8 apply to --format tensorrt (ONNX graphs are exported in fp32)", param_hint="--format")
     if int8 and calib is None:
         raise click.BadParameter("INT8 needs calibration data", param_hint="--calib")
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        raise click.ClickException("export needs PyTorch: pip install 'vidseek[train]'") from None
+    need_torch("export")
+    if fmt == "tensorrt":  # fail before a long ONNX export when the engines cannot be built here
+        from vidseek.export.tensorrt import _trt
+
+        try:
+            _trt()
+        except RuntimeError as exc:
+            raise click.ClickException(str(exc)) from None
     from vidseek.engine.bundle import load_bundle
     from vidseek.export.onnx import export_bundle
     from vidseek.trainer.checkpoint import load_run
@@ -64,6 +72,11 @@ def export_cmd(run_dir, out_dir, fmt, fp16, int8, calib, opset, check):
             r = check_parity(load_run(run_dir), bundle)
             click.echo("parity vs PyTorch (max |diff|): " + "  ".join(f"{k} {v:.1e}" for k, v in r.items() if k != "task_min_iou")
                        + f"  top-1 span IoU >= {r['task_min_iou']:.3f}")
+            worst = max(v for k, v in r.items() if k != "task_min_iou")
+            if worst > PARITY_ATOL or r["task_min_iou"] <= PARITY_MIN_IOU:
+                raise click.ClickException(
+                    f"the exported graphs disagree with PyTorch (max |diff| {worst:.1e} > {PARITY_ATOL:g} or top-1 IoU "
+                    f"{r['task_min_iou']:.3f} <= {PARITY_MIN_IOU}); do not deploy {out_dir}; try another --opset and report it")
         if fmt == "tensorrt":
             from vidseek.export.tensorrt import build_bundle_engines
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from vidseek.cli.common import need_torch
+
 
 def _encoder_help() -> str:
     return ("Frame encoder: builtin (the small CNN, seeded untrained weights), builtin:CKPT.safetensors "
@@ -36,6 +38,7 @@ def features_cmd(video_dir: Path, choice: str, out_dir: Path, rate: float, batch
     Videos already in --out are kept (unless --overwrite); a video that fails to decode is reported
     and skipped. Exits non-zero only when every video fails.
     """
+    need_torch("feature extraction")
     import torch
     from tqdm.auto import tqdm
 

@@ -8,16 +8,11 @@ from pathlib import Path
 
 import click
 
-from vidseek.trainer.models import MODEL_NAMES
+from vidseek.cli.common import need_torch
+
+from vidseek.engine.registry import MODEL_NAMES
 
 DATASETS = ["charades-sta", "activitynet", "tacos", "qvhighlights", "jsonl"]
-
-
-def _need_torch():
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        raise click.ClickException("training needs PyTorch: pip install 'vidseek[train]' (install torch first)") from None
 
 
 def _parse_settings(pairs: tuple[str, ...]) -> dict:
@@ -45,6 +40,8 @@ def _read(dataset: str, path: Path, durations: Path | None):
     from vidseek.trainer.data.annotations import read_annotations
 
     samples = read_annotations(path, dataset, durations)
+    if not samples:
+        raise ValueError(f"{path} has no usable queries (read as {dataset}); check the file and --dataset")
     report = getattr(samples, "report", None)
     if report is not None:
         click.echo(report.summary(), err=True)
@@ -80,22 +77,22 @@ def split_by_video(samples, fraction: float, seed: int):
 @click.option("--videos", "video_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Instead of --features: a video folder, with --frame-encoder trained jointly from pixels.")
 @click.option("--frame-encoder", default="builtin", show_default=True, help="With --videos: builtin[:CKPT] or clip:ID_OR_PATH.")
-@click.option("--rate", default=5.0, show_default=True, help="With --videos: steps per second sampled from each video.")
+@click.option("--rate", type=click.FloatRange(min=0.1), default=5.0, show_default=True, help="With --videos: steps per second sampled from each video.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True, help="Run folder to write.")
 @click.option("--val-annotations", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Validation annotations (same format).")
-@click.option("--val-fraction", default=0.1, show_default=True, help="Share of training videos held out when no --val-annotations.")
+@click.option("--val-fraction", type=click.FloatRange(0.01, 0.9), default=0.1, show_default=True, help="Share of training videos held out when no --val-annotations.")
 @click.option("--durations", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Charades-STA durations json (default: charades.json beside the annotations).")
 @click.option("--words", default="transformer:all-MiniLM-L6-v2", show_default=True, help="Word features: transformer[:ID_OR_PATH], static:GLOVE.txt or learned.")
-@click.option("--epochs", default=30, show_default=True)
-@click.option("--batch-size", type=int, help="Default: 32 for ExCL, 100 for PLPNet (the papers').")
+@click.option("--epochs", type=click.IntRange(min=1), default=30, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), help="Default: 32 for ExCL, 100 for PLPNet (the papers').")
 @click.option("--lr", type=float, help="Adam learning rate. Default: 1e-3 ExCL, 4e-4 PLPNet.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1 ...")
-@click.option("--max-len", "length", default=128, show_default=True, help="L: features are resampled to L steps.")
+@click.option("--max-len", "length", type=click.IntRange(min=2), default=128, show_default=True, help="L: features are resampled to L steps.")
 @click.option("--phrases", "n_phrases", type=int, help="PLPNet: phrases per query N (paper: 3 Charades-STA, 5 ActivityNet).")
-@click.option("--patience", default=5, show_default=True, help="Early stopping: epochs without a better val R1@0.5.")
+@click.option("--patience", type=click.IntRange(min=1), default=5, show_default=True, help="Early stopping: epochs without a better val R1@0.5.")
 @click.option("--sampler", type=click.Choice(["auto", "random", "cluster"]), default="auto", show_default=True, help="auto: PLPNet's clustering sampler for PLPNet, random for ExCL.")
-@click.option("--clusters", default=1000, show_default=True, help="K of the clustering sampler.")
+@click.option("--clusters", type=click.IntRange(min=1), default=1000, show_default=True, help="K of the clustering sampler.")
 @click.option("--max-steps", type=int, help="Stop after this many optimiser steps.")
 @click.option("--skip-missing", is_flag=True, help="Leave out queries whose video has no features (default: error).")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Model setting, e.g. --set dim=256 --set dropout=0.2.")
@@ -103,7 +100,7 @@ def train_cmd(model_name, dataset, annotations, features, video_dir, frame_encod
               epochs, batch_size, lr, seed, device, length, n_phrases, patience, sampler, clusters, max_steps,
               skip_missing, settings):
     """Train a grounding model; keeps the best checkpoint (by validation R1@0.5) in --out."""
-    _need_torch()
+    need_torch("training")
     _check_device(device)
     from vidseek.trainer.train import TrainConfig, train
     from vidseek.trainer.words import make_featurizer
@@ -128,7 +125,7 @@ def train_cmd(model_name, dataset, annotations, features, video_dir, frame_encod
 
             encoder = build_frame_encoder(frame_encoder)
             store = FrameStore(video_dir, encoder.spec, encoder.dim, rate)
-            store.preload({s.vid for s in train_s} | {s.vid for s in val_s} & set(store.vids()))
+            store.preload(({s.vid for s in train_s} | {s.vid for s in val_s}) & set(store.vids()))
         else:
             store = _open_features(features)
             meta_path = Path(features) / "features.json"
@@ -158,21 +155,24 @@ def train_cmd(model_name, dataset, annotations, features, video_dir, frame_encod
 @click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Predictions (standalone_eval jsonl).")
 @click.option("--dataset", type=click.Choice(DATASETS), help="Annotation format (default: the run's training format).")
 @click.option("--durations", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--top-k", default=10, show_default=True, help="Windows per query.")
+@click.option("--top-k", type=click.IntRange(min=1), default=10, show_default=True, help="Windows per query (PLPNet regresses one).")
 @click.option("--phrases", "with_phrases", is_flag=True, help="PLPNet: also write each phrase's span and words.")
-@click.option("--batch-size", default=64, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--skip-missing", is_flag=True, help="Leave out queries whose video has no features.")
 def predict_cmd(run_dir, annotations, features, out_path, dataset, durations, top_k, with_phrases, batch_size, device, skip_missing):
     """Predict moments for every query of an annotation file, in the format `vidseek eval` scores."""
-    _need_torch()
+    need_torch("prediction")
     _check_device(device)
-    from vidseek.trainer.checkpoint import atomic_write_text, load_run
+    from vidseek.atomic import atomic_write_text
+    from vidseek.trainer.checkpoint import load_run
     from vidseek.trainer.data.dataset import MomentDataset
     from vidseek.trainer.train import predict, score
 
     try:
         run = load_run(run_dir, device)
+        if with_phrases and run.name != "plpnet":
+            raise click.BadParameter(f"--phrases needs a PLPNet run; {run_dir} is {run.name}", param_hint="--phrases")
         samples = _read(dataset or run.config["data"].get("dataset", "jsonl"), annotations, durations)
         store = _open_features(features)
         if store.dim != run.config["data"]["feature_dim"]:

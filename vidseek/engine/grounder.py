@@ -32,9 +32,13 @@ class Grounder:
     def tokenize(self, queries: list[str]) -> tuple[dict[str, np.ndarray], list[list[str]]]:
         """Token ids and mask (B, M) padded with 0, and the tokens of each query."""
         encs = self.tokenizer.encode_batch([q.strip() for q in queries])
+        unk = self.tokenizer.token_to_id("<unk>")
         for q, e in zip(queries, encs):
             if not q.strip() or not e.ids:
                 raise QueryError(f"query {q!r} is empty: type a few words describing the moment, e.g. 'person opens door'")
+            if unk is not None and all(i == unk for i in e.ids):
+                raise QueryError(f"none of the words of {q!r} is known to this model's vocabulary; "
+                                 "describe the moment with other words")
         m = max(len(e.ids) for e in encs)
         ids = np.zeros((len(encs), m), np.int64)
         mask = np.zeros((len(encs), m), np.int64)

@@ -19,6 +19,10 @@ class GraphSpec:
     dynamic: dict[str, tuple[str, ...]]  # tensor name -> symbolic name of each axis ("batch", "time", ...) or "" for fixed
 
 
+EXCL_NAMES = tuple(f"excl-{o}-{v}{p}" for o in ("clf", "reg") for v in "12" for p in "abc")
+MODEL_NAMES = EXCL_NAMES + ("plpnet",)
+
+
 def model_family(model_name: str) -> str:
     """'excl' or 'plpnet' from a registry model name."""
     return "plpnet" if model_name == "plpnet" else "excl"

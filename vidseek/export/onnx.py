@@ -23,7 +23,8 @@ from torch import nn
 from vidseek import __version__
 from vidseek.engine.bundle import BUNDLE_FORMAT_VERSION
 from vidseek.engine.registry import GraphSpec, graphs_for, model_family
-from vidseek.trainer.checkpoint import Run, atomic_write_text, load_run
+from vidseek.atomic import atomic_write_text
+from vidseek.trainer.checkpoint import Run, load_run
 from vidseek.trainer.words import WORD_RE, LearnedWords, StaticWords, TransformerWords
 
 DEFAULT_OPSET = 17
@@ -161,7 +162,9 @@ def _dummy_inputs(spec: GraphSpec, run: Run, module: nn.Module) -> tuple:
     return states.detach(), torch.ones(b, t, dtype=torch.bool), text
 
 
-def _io_descriptions(path: Path, spec: GraphSpec) -> dict:
+def _io_descriptions(path: Path, spec: GraphSpec, sizes: dict[str, tuple[int, ...]]) -> dict:
+    """Inputs and outputs of a graph file: name, dtype and shape, with the registry's axis names for
+    dynamic axes and the traced size for fixed ones (`sizes`: tensor name -> shape seen at export)."""
     import onnx
 
     model = onnx.load(str(path))
@@ -171,7 +174,8 @@ def _io_descriptions(path: Path, spec: GraphSpec) -> dict:
         out = []
         for v in values:
             tt = v.type.tensor_type
-            dims = [d.dim_param or d.dim_value for d in tt.shape.dim]
+            axes = spec.dynamic.get(v.name, ())
+            dims = [axes[i] if i < len(axes) and axes[i] else int(sizes[v.name][i]) for i in range(len(sizes[v.name]))]
             out.append({"name": v.name, "dtype": onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type).name, "shape": dims})
         return out
 
@@ -239,7 +243,11 @@ def export_bundle(run_dir: str | Path, out_dir: str | Path, opset: int = DEFAULT
             module = HeadGraph(run.model)
             args = _dummy_inputs(spec, run, module)
         export_graph(module, args, spec, path, opset)
-        graphs[spec.name] = _io_descriptions(path, spec)
+        with torch.no_grad():
+            outs = module.eval()(*args)
+        outs = outs if isinstance(outs, tuple) else (outs,)
+        sizes = {**dict(zip(spec.inputs, (a.shape for a in args))), **dict(zip(spec.outputs, (o.shape for o in outs)))}
+        graphs[spec.name] = _io_descriptions(path, spec, sizes)
         report = GraphReport(spec.name, path.name, time.perf_counter() - t0, path.stat().st_size)
         reports.append(report)
         if on_graph:

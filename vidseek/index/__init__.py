@@ -14,28 +14,35 @@ Layout of an index folder (``--index DIR``, default ``$VIDSEEK_INDEX`` else ``./
                             memory-mapped read-only by the head at query time
         <id>.clips.npy      (windows, E) float16: L2-normalised clip embeddings of video <id>; the
                             source from which clips.faiss can always be rebuilt
-      clips.faiss           FAISS IndexIDMap2 (Flat, HNSW or IVF inside) over the clip embeddings,
-                            id = video_id * 2**20 + window_number (clips.py)
+      clips.faiss           FAISS index of the clip embeddings (clips.py): IndexIDMap2 over Flat or
+                            HNSW, or IndexIVFFlat; id = video_id * 2**20 + window_number
 
 Every file is written atomically (temporary file in the same folder, fsync, ``os.replace``), and
 every catalog change is one SQLite transaction, so a reader sees either the old or the new state.
 
-Truth and derived data: the catalog is the truth; ``cache/`` holds what it lists as ``ok``;
-``clips.faiss`` is derived from ``cache/*.clips.npy`` and may lag behind the catalog after a crash.
-Readers call ``ClipIndex.reconcile(ok_video_ids)`` after ``load()``, which adds missing videos from
-the cache and drops ids of videos no longer ``ok`` (in memory; a writer then saves it).
+Truth and derived data: the catalog is the truth; ``cache/`` holds the features of the videos it
+lists as ``ok``; ``clips.faiss`` is derived from ``cache/*.clips.npy`` and may lag behind the
+catalog after a crash (never ahead of it, with the protocol below). Readers open the catalog
+read-only, ``ClipIndex.load()`` and ``reconcile(ids of ok videos)``, which adds lagging videos from
+the cache in memory. Video ids are never reused and every (re-)encoding gets a fresh one, so a stale
+entry can never be taken for new content.
 
-Write protocol of one indexing run, holding ``WriterLock`` (each step survives SIGKILL):
+Write protocol of one indexing run, holding ``WriterLock`` (a SIGKILL at any point leaves an index
+that passes ``Catalog.integrity_check`` and that the next run completes without re-encoding):
 
-1. ``plan = catalog.scan(root, suffixes)``.
-2. Deleted files: ``clips.remove_video(id)`` for each, ``clips.save()``, then ``catalog.remove(paths)``,
-   then delete their cache files (``FeatureCache.remove``). Orphan cache files left by a crash are
-   harmless (no catalog row names them) and can be removed by the next writer.
-3. Each new or changed file: ``vid = catalog.record_pending(file)`` (a crash from here on leaves a
-   ``pending`` row, which the next scan lists as changed), encode, ``states.put(vid, states)``,
-   ``clips.add(vid, embeddings)`` (writes ``<vid>.clips.npy``), ``catalog.record_ok(file, ...)``.
-   A failure: ``catalog.record_error(file, msg)`` and ``clips.remove_video(vid)``.
-4. ``clips.save()`` every few minutes and at the end.
+1. ``remove_temporaries(index_dir)``; ``catalog.check_fingerprint(fp)``; ``clips.load()`` and
+   ``clips.reconcile(ids of ok videos)`` (completes a clip index a crash left behind);
+   ``plan = catalog.scan(root)``; ``catalog.update_stat(plan.touched)``.
+2. Clip index first: ``clips.remove_videos(ids of plan.deleted + plan.changed)`` (one HNSW rebuild
+   for all), ``clips.save()``; then ``catalog.remove(deleted paths)``; then delete the cache files
+   of ids the catalog no longer lists (``FeatureCache.remove``, ``ClipIndex.forget``).
+3. Each new or changed file: ``vid = catalog.record_pending(file)`` (fresh id; a crash leaves a
+   ``pending`` row, which the next scan lists as changed; delete the cache files of a changed
+   file's old id ``file.video_id``), encode, ``states.put(vid, states)``,
+   ``clips.add(vid, embeddings)`` (also writes ``<vid>.clips.npy``), ``catalog.record_ok(file, ...)``.
+   On failure ``catalog.record_error(file, message)`` and ``clips.remove_video(vid)``; each of
+   ``plan.unreadable``: ``record_error(path, message)``.
+4. ``clips.save()`` between videos every few minutes, and at the end.
 
 Import the submodules (``vidseek.index.catalog`` ...) or the names below; importing this package
 imports neither faiss nor SQLite.
@@ -48,9 +55,11 @@ import importlib
 _EXPORTS = {
     "Catalog": "catalog", "FileState": "catalog", "ScanPlan": "catalog", "Video": "catalog",
     "IndexMismatch": "catalog", "CatalogError": "catalog", "UnsafePath": "catalog",
-    "content_hash": "catalog", "VIDEO_SUFFIXES": "catalog",
-    "FeatureCache": "cache", "CacheError": "cache", "StorageWriteError": "cache",
-    "ClipIndex": "clips", "ClipIndexError": "clips", "IndexChoice": "clips", "choose_index": "clips",
+    "content_hash": "catalog", "check_relative": "catalog", "VIDEO_SUFFIXES": "catalog",
+    "FeatureCache": "cache", "CacheError": "cache", "StorageWriteError": "cache", "atomic_write": "cache",
+    "remove_temporaries": "cache",
+    "ClipIndex": "clips", "ClipIndexError": "clips", "IndexChoice": "clips", "Reconciled": "clips",
+    "choose_index": "clips",
     "windows": "clips", "encode_ids": "clips", "decode_ids": "clips",
     "WriterLock": "lock", "IndexLocked": "lock",
 }

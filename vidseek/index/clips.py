@@ -2,8 +2,10 @@
 
 A clip is a window of a video's steps (``windows``); its embedding (E,) is L2-normalised, so the
 inner product is the cosine similarity. FAISS ids are ``video_id * 2**20 + window_number``
-(``encode_ids`` / ``decode_ids``). The index is an ``IndexIDMap2`` over Flat, HNSW or IVF
-(``choose_index``); it is derived data, always rebuildable from ``cache/<id>.clips.npy``.
+(``encode_ids`` / ``decode_ids``). The structure depends on the library size (``choose_index``):
+an ``IndexIDMap2`` over Flat (exact) or HNSW, or an ``IndexIVFFlat`` that holds the ids itself
+(FAISS's IDMap cannot remove from IVF). The index is derived data: ``cache/<id>.clips.npy`` holds
+every video's embeddings, so it can always be rebuilt.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -22,17 +25,23 @@ WINDOW_BITS = 20  # window numbers < 2**20 per video: 12 days of video at a 1 s 
 MAX_WINDOWS = 1 << WINDOW_BITS
 
 # Exact search up to this many clips: a brute-force scan of 50k 512-d vectors is ~25M multiply-adds,
-# about a millisecond per query on one CPU core, and needs no training or tuning.
+# a few milliseconds per query on one CPU core, and needs no training or tuning.
 FLAT_MAX_VECTORS = 50_000
-# HNSW (CPU, above FLAT_MAX_VECTORS): M=32 links per node, efConstruction=80, efSearch=128. On
-# unstructured random vectors (a worst case; real embeddings cluster) this gives recall@10 >= 0.95
-# against exact search (measured, see tests/test_index_storage.py) at well under a millisecond per
-# query; FAISS's default efSearch=16 gives ~0.6 there.
-HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 80, 128
-# IVF (GPU, where FAISS has no HNSW): nlist = 4 * sqrt(n) lists (FAISS's guideline range is 4..16
-# sqrt(n)), at least 39 training points per list; nprobe = nlist / 4 (at least 32) lists visited per
-# query, which keeps recall@10 >= 0.95 even on random vectors and is cheap on a GPU.
-IVF_LISTS_PER_SQRT_N, IVF_MIN_POINTS_PER_LIST, IVF_PROBE_FRACTION, IVF_MIN_PROBE = 4, 39, 4, 32
+# Above it on CPU: HNSW, M=32 links per node, efConstruction=200, efSearch=max(256, k). Measured
+# recall@10 against exact search (200 queries near stored clips), added the writer's way (one video
+# at a time, threshold lowered), on clustered random vectors: 100 windows per video around a random
+# centre, within-video cosine ~0.8, every new video a direction never seen before (a worst case):
+#   n=3k d=32: 1.000 (1.000 on unstructured random vectors); n=40k d=64: 0.989 at 0.2 ms/query.
+# HNSW cannot remove vectors: removal rebuilds it from the cache (batch them: ``remove_videos``).
+HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 200, 256
+# Above it on GPU (FAISS has no GPU HNSW): IVF-Flat, nlist = 4 * sqrt(n) lists (at least 39 training
+# points each), nprobe = nlist / 4 (at least 32) lists per query, which is cheap on a GPU. IVF
+# centroids do not follow new kinds of content, so it is re-trained whenever the library has doubled
+# since its training. Same measurement: n=3k d=32: 0.986 (0.968 unstructured); n=40k d=64: 0.90,
+# because new clusters kept arriving after training (one training on all 40k gives 0.99).
+IVF_LISTS_PER_SQRT_N, IVF_MIN_POINTS_PER_LIST, IVF_PROBE_DIVISOR, IVF_MIN_PROBE = 4, 39, 4, 32
+IVF_RETRAIN_GROWTH = 2.0
+LARGE_KINDS = ("auto", "hnsw", "ivf")
 
 
 class ClipIndexError(IndexStorageError):
@@ -110,7 +119,7 @@ def decode_ids(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 class IndexChoice:
     """Which FAISS structure to build for ``n`` vectors, and its search parameters."""
 
-    kind: str  # "flat" (exact) | "hnsw" (graph, CPU) | "ivf" (inverted lists, GPU)
+    kind: str  # "flat" (exact) | "ivf" (inverted lists) | "hnsw" (graph, CPU only)
     gpu: bool  # search on a GPU copy of the index
     nlist: int = 0  # IVF: number of inverted lists (k-means centroids)
     nprobe: int = 0  # IVF: lists visited per query
@@ -134,52 +143,76 @@ def gpu_available() -> bool:
     return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
 
 
-def choose_index(n_vectors: int, dim: int, flat_max: int = FLAT_MAX_VECTORS, gpu: bool | None = None) -> IndexChoice:
+def choose_index(n_vectors: int, dim: int, flat_max: int = FLAT_MAX_VECTORS, gpu: bool | None = None,
+                 large: str = "auto") -> IndexChoice:
     """The index for ``n_vectors`` clips of dimension ``dim``.
 
-    Flat (exact) up to ``flat_max`` vectors; above it HNSW on CPU, IVF on GPU (FAISS has no GPU
-    HNSW). ``gpu=None`` uses a GPU when faiss-gpu is installed and sees one.
+    Flat (exact) up to ``flat_max`` vectors; above it ``large``: "auto" is HNSW on CPU and IVF on
+    GPU (see the constants above for parameters and measured recall). ``gpu=None`` searches on a
+    GPU when faiss-gpu is installed and sees one; HNSW always runs on CPU.
 
-    >>> choose_index(1000, 256, gpu=False).kind, choose_index(100_000, 256, gpu=False).kind
-    ('flat', 'hnsw')
+    >>> choose_index(1000, 256, gpu=False).describe()
+    'Flat, exact (CPU)'
+    >>> choose_index(100_000, 256, gpu=False).describe()
+    'HNSW32 efConstruction=200 efSearch=256 (CPU)'
     >>> choose_index(1_000_000, 256, gpu=True).describe()
     'IVF4000,Flat nprobe=1000 (GPU)'
     """
     if dim < 1:
         raise ValueError(f"dim must be >= 1, got {dim}")
+    if large not in LARGE_KINDS:
+        raise ValueError(f"large={large!r}: expected one of {', '.join(LARGE_KINDS)}")
     gpu = gpu_available() if gpu is None else gpu
     if n_vectors <= flat_max:
         return IndexChoice("flat", gpu)
-    if gpu:
-        nlist = max(1, min(round(IVF_LISTS_PER_SQRT_N * math.sqrt(n_vectors)), n_vectors // IVF_MIN_POINTS_PER_LIST))
-        nprobe = min(nlist, max(IVF_MIN_PROBE, nlist // IVF_PROBE_FRACTION))
-        return IndexChoice("ivf", True, nlist=nlist, nprobe=nprobe)
-    return IndexChoice("hnsw", False, m=HNSW_M, ef_construction=HNSW_EF_CONSTRUCTION, ef_search=HNSW_EF_SEARCH)
+    if large == "hnsw" or (large == "auto" and not gpu):
+        return IndexChoice("hnsw", False, m=HNSW_M, ef_construction=HNSW_EF_CONSTRUCTION, ef_search=HNSW_EF_SEARCH)
+    nlist = max(1, min(round(IVF_LISTS_PER_SQRT_N * math.sqrt(n_vectors)), n_vectors // IVF_MIN_POINTS_PER_LIST))
+    nprobe = min(nlist, max(IVF_MIN_PROBE, nlist // IVF_PROBE_DIVISOR))
+    return IndexChoice("ivf", gpu, nlist=nlist, nprobe=nprobe)
 
 
 def _build(choice: IndexChoice, dim: int, train: np.ndarray | None = None):
-    """An empty CPU ``IndexIDMap2`` for ``choice`` (IVF is trained on ``train`` (N, dim))."""
+    """An empty CPU index for ``choice`` that takes ids: ``IndexIDMap2`` over Flat or HNSW, or an
+    ``IndexIVFFlat`` trained on ``train`` (N, dim)."""
     import faiss
 
+    if choice.kind == "ivf":
+        quantizer = faiss.IndexFlatIP(dim)
+        index = faiss.IndexIVFFlat(quantizer, dim, choice.nlist, faiss.METRIC_INNER_PRODUCT)
+        index.own_fields = True
+        quantizer.this.disown()
+        index.train(train)
+        index.nprobe = choice.nprobe
+        return index
     if choice.kind == "flat":
         inner = faiss.IndexFlatIP(dim)
     elif choice.kind == "hnsw":
         inner = faiss.IndexHNSWFlat(dim, choice.m, faiss.METRIC_INNER_PRODUCT)
         inner.hnsw.efConstruction = choice.ef_construction
         inner.hnsw.efSearch = choice.ef_search
-    elif choice.kind == "ivf":
-        quantizer = faiss.IndexFlatIP(dim)
-        inner = faiss.IndexIVFFlat(quantizer, dim, choice.nlist, faiss.METRIC_INNER_PRODUCT)
-        inner.own_fields = True
-        quantizer.this.disown()
-        inner.train(train)
-        inner.nprobe = choice.nprobe
     else:
         raise ValueError(f"unknown index kind {choice.kind!r}")
     index = faiss.IndexIDMap2(inner)
     index.own_fields = True
     inner.this.disown()
     return index
+
+
+def _ids_of(index) -> np.ndarray:
+    """Every id (N,) int64 held by an index made by ``_build``."""
+    import faiss
+
+    if isinstance(index, faiss.IndexIVF):
+        parts = [np.zeros(0, np.int64)]
+        for lst in range(index.nlist):
+            n = index.invlists.list_size(lst)
+            if n:
+                ptr = index.invlists.get_ids(lst)
+                parts.append(faiss.rev_swig_ptr(ptr, n).astype(np.int64))
+                index.invlists.release_ids(lst, ptr)
+        return np.concatenate(parts)
+    return faiss.vector_to_array(index.id_map).astype(np.int64)
 
 
 def _normalise(x: np.ndarray, what: str, dim: int) -> np.ndarray:
@@ -196,23 +229,35 @@ def _normalise(x: np.ndarray, what: str, dim: int) -> np.ndarray:
 
 
 # ---- the index -----------------------------------------------------------------------------------
+class Reconciled(NamedTuple):
+    """What ``ClipIndex.reconcile`` changed: video ids added, removed, and ok but not stored."""
+
+    added: list[int]
+    removed: list[int]
+    missing: list[int]
+
+
 class ClipIndex:
-    """Inner-product FAISS index of L2-normalised clip embeddings (E = ``dim``) of a library.
+    """Inner-product FAISS index of the L2-normalised clip embeddings (E = ``dim``) of a library.
 
     ``add`` also stores each video's embeddings as float16 in ``cache/<id>.clips.npy``; the vectors
     indexed are exactly those float16 values, so a rebuild from the cache gives identical scores.
-    The structure follows ``choose_index(ntotal)`` and is rebuilt when it should change (Flat to
-    HNSW/IVF past ``flat_max``, IVF re-trained when the library has grown 4x).
+    The structure follows ``choose_index(ntotal, dim, flat_max, gpu, large)`` and is rebuilt when
+    it should change (Flat to HNSW/IVF past ``flat_max``; IVF re-trained when the library has
+    doubled). Not thread-safe; one writer (``WriterLock``), any number of readers of the saved file.
     """
 
-    def __init__(self, index_dir: str | Path, dim: int, flat_max: int = FLAT_MAX_VECTORS, gpu: bool | None = None):
+    def __init__(self, index_dir: str | Path, dim: int, flat_max: int = FLAT_MAX_VECTORS, gpu: bool | None = None,
+                 large: str = "auto"):
         self.path = Path(index_dir) / INDEX_FILE
         self.dim = int(dim)
         self.flat_max = int(flat_max)
         self.gpu = gpu_available() if gpu is None else bool(gpu)
+        self.large = large
         self.embeddings = FeatureCache(index_dir, kind="clips")
-        self.choice = choose_index(0, self.dim, self.flat_max, self.gpu)
+        self.choice = self._wanted(0)
         self._index = _build(self.choice, self.dim)
+        self._trained_on = 0  # vectors the IVF was trained with (0: not an IVF)
         self._gpu_index = None  # search copy on the GPU, dropped on every change
 
     # -- state --------------------------------------------------------------------------------
@@ -221,10 +266,8 @@ class ClipIndex:
         return int(self._index.ntotal)
 
     def ids(self) -> np.ndarray:
-        """All FAISS ids (N,) int64 in the index."""
-        import faiss
-
-        return faiss.vector_to_array(self._index.id_map).astype(np.int64)
+        """Every FAISS id (N,) int64 in the index, in no particular order."""
+        return _ids_of(self._index)
 
     def video_ids(self) -> set[int]:
         """Ids of the videos that have clips in the index."""
@@ -233,57 +276,67 @@ class ClipIndex:
     def _changed(self) -> None:
         self._gpu_index = None
 
+    def _wanted(self, n_vectors: int) -> IndexChoice:
+        return choose_index(n_vectors, self.dim, self.flat_max, self.gpu, self.large)
+
+    def _needs_new_structure(self) -> bool:
+        wanted = self._wanted(self.ntotal)
+        if wanted.kind != self.choice.kind:
+            return True
+        return wanted.kind == "ivf" and self.ntotal >= IVF_RETRAIN_GROWTH * self._trained_on
+
     # -- writes -------------------------------------------------------------------------------
     def add(self, video_id: int, embeddings: np.ndarray) -> None:
-        """Store and index the clip embeddings (W, E) of one video, window w getting id
-        ``encode_ids(video_id, w)``; replaces what the video had."""
+        """Store and index the clip embeddings (W, E) of one video, window w getting the id
+        ``encode_ids(video_id, w)``; replaces what the video had (HNSW: by a rebuild)."""
         unit = _normalise(embeddings, f"clip embeddings of video {video_id}", self.dim)
         if unit.shape[0] == 0:
             raise ClipIndexError(f"clip embeddings of video {video_id}: got 0 windows; every video has at least one")
         ids = encode_ids(video_id, np.arange(unit.shape[0]))
-        self.embeddings.put(video_id, unit)
-        stored = unit.astype(np.float16).astype(np.float32)
-        if self.choice.kind == "hnsw" and video_id in self.video_ids():
-            self.rebuild()  # HNSW cannot remove: rebuild from the cache, which now has the new vectors
+        self.embeddings.put(video_id, unit)  # first, so that a rebuild from the cache has it
+        present = video_id in self.video_ids()
+        if present and self.choice.kind == "hnsw":
+            self.rebuild()  # HNSW cannot remove: rebuild from the cache, which has the new vectors
             return
-        self._remove_from_index([video_id])
-        self._index.add_with_ids(stored, ids)
-        self._changed()
+        if present:
+            self._remove_from_index([video_id])
+        self._add_vectors(unit.astype(np.float16).astype(np.float32), ids)
         if self._needs_new_structure():
             self.rebuild()
 
+    def _add_vectors(self, vectors: np.ndarray, ids: np.ndarray) -> None:
+        self._index.add_with_ids(np.ascontiguousarray(vectors, np.float32), np.ascontiguousarray(ids, np.int64))
+        self._changed()
+
     def remove_video(self, video_id: int) -> None:
-        """Drop every clip of ``video_id`` from the index (its cache file stays; see ``forget``)."""
+        """Drop every clip of ``video_id`` from the index; its stored embeddings stay until
+        ``forget`` (delete them once the catalog no longer lists the video)."""
         self.remove_videos([video_id])
 
     def remove_videos(self, video_ids) -> None:
         """Drop every clip of these videos (HNSW: one rebuild from the cache for all of them)."""
         present = self.video_ids()
-        gone = [int(v) for v in video_ids if int(v) in present]
+        gone = sorted({int(v) for v in video_ids} & present)
         if not gone:
             return
         if self.choice.kind == "hnsw":
-            self.rebuild(sorted(present - set(gone)))
+            self.rebuild(present - set(gone))
         else:
             self._remove_from_index(gone)
-            self._changed()
 
     def forget(self, video_id: int) -> bool:
-        """Delete the stored embeddings of a video the catalog no longer lists."""
+        """Delete the stored embeddings of a video; True when there were some."""
         return self.embeddings.remove(video_id)
 
     def _remove_from_index(self, video_ids: list[int]) -> None:
+        """Flat (through IDMap2) and IVF remove in place; never called for HNSW."""
         import faiss
 
-        for v in video_ids:  # IDMap2 translates the selector to its internal ids
-            lo = int(v) << WINDOW_BITS
-            self._index.remove_ids(faiss.IDSelectorRange(lo, lo + MAX_WINDOWS))
-
-    def _needs_new_structure(self) -> bool:
-        wanted = choose_index(self.ntotal, self.dim, self.flat_max, self.gpu)
-        if wanted.kind != self.choice.kind:
-            return True
-        return wanted.kind == "ivf" and wanted.nlist >= 2 * self.choice.nlist
+        ids = self.ids()
+        doomed = np.ascontiguousarray(ids[np.isin(ids >> WINDOW_BITS, video_ids)])
+        if doomed.size:
+            self._index.remove_ids(faiss.IDSelectorBatch(doomed.size, faiss.swig_ptr(doomed)))
+            self._changed()
 
     def rebuild(self, video_ids=None) -> None:
         """Re-create the index from the stored embeddings of ``video_ids`` (default: the videos in
@@ -293,41 +346,46 @@ class ClipIndex:
         vectors = np.concatenate(parts) if parts else np.zeros((0, self.dim), np.float32)
         ids = np.concatenate([encode_ids(v, np.arange(len(p))) for v, p in zip(video_ids, parts)]) if parts \
             else np.zeros(0, np.int64)
-        choice = choose_index(len(vectors), self.dim, self.flat_max, self.gpu)
-        index = _build(choice, self.dim, train=vectors if choice.kind == "ivf" else None)
+        choice = self._wanted(len(vectors))
+        self._index = _build(choice, self.dim, train=vectors if choice.kind == "ivf" else None)
+        self.choice, self._trained_on = choice, len(vectors) if choice.kind == "ivf" else 0
         if len(vectors):
-            index.add_with_ids(vectors, ids)
-        self._index, self.choice = index, choice
+            self._add_vectors(vectors, ids)
         self._changed()
 
-    def reconcile(self, ok_video_ids) -> tuple[list[int], list[int]]:
-        """Make the index hold exactly the videos ``ok_video_ids`` (the catalog's ``ok`` videos):
-        drops the others and adds missing ones from the cache. Returns (added, removed) ids.
+    def reconcile(self, ok_video_ids) -> Reconciled:
+        """Make the index hold exactly the videos ``ok_video_ids`` (the catalog's ``ok`` videos) that
+        have stored embeddings: drops the others, adds missing ones from the cache.
 
-        After a crash the saved index may lag behind the catalog; this repairs it in memory
-        (a writer then ``save``s it)."""
+        After a crash the saved index may lag behind the catalog; this repairs it in memory (a
+        writer then ``save``s it). Videos without stored embeddings are reported in ``missing``
+        (``Catalog.integrity_check`` names them too); re-encode them.
+        """
         wanted, present = {int(v) for v in ok_video_ids}, self.video_ids()
-        added, removed = sorted(wanted - present), sorted(present - wanted)
-        if self.choice.kind == "hnsw" and removed:
-            self.rebuild(wanted)
-            return added, removed
-        self.remove_videos(removed)
-        for v in added:
+        missing = sorted(wanted - present - set(self.embeddings.video_ids()))
+        wanted -= set(missing)
+        result = Reconciled(added=sorted(wanted - present), removed=sorted(present - wanted), missing=missing)
+        if self.choice.kind == "hnsw" and result.removed:
+            self.rebuild(wanted)  # one rebuild does both
+            return result
+        self.remove_videos(result.removed)
+        for v in result.added:
             vectors = np.asarray(self.embeddings.get(v, shape=(None, self.dim)), np.float32)
-            self._index.add_with_ids(vectors, encode_ids(v, np.arange(len(vectors))))
-            self._changed()
+            self._add_vectors(vectors, encode_ids(v, np.arange(len(vectors))))
         if self._needs_new_structure():
             self.rebuild()
-        return added, removed
+        return result
 
     # -- search -------------------------------------------------------------------------------
     def _searcher(self):
+        """The index to search: a GPU copy (made on first use after a change) or the CPU index."""
         if not self.gpu or self.choice.kind == "hnsw":
             return self._index
         if self._gpu_index is None:
             import faiss
 
-            self._gpu_resources = getattr(self, "_gpu_resources", None) or faiss.StandardGpuResources()
+            if getattr(self, "_gpu_resources", None) is None:
+                self._gpu_resources = faiss.StandardGpuResources()
             self._gpu_index = faiss.index_cpu_to_gpu(self._gpu_resources, 0, self._index)
             if self.choice.kind == "ivf":
                 faiss.GpuParameterSpace().set_index_parameter(self._gpu_index, "nprobe", self.choice.nprobe)
@@ -351,8 +409,7 @@ class ClipIndex:
             faiss.downcast_index(self._index.index).hnsw.efSearch = max(self.choice.ef_search, k)
         scores, ids = self._searcher().search(q, k)
         video, window = decode_ids(ids)
-        scores = np.where(ids < 0, -np.inf, scores).astype(np.float32)
-        return scores, video, window
+        return np.where(ids < 0, -np.inf, scores).astype(np.float32), video, window
 
     # -- files --------------------------------------------------------------------------------
     def save(self) -> Path:
@@ -370,50 +427,49 @@ class ClipIndex:
             raise ClipIndexError(f"{self.path} holds {index.d}-d clip embeddings but this index expects "
                                  f"{self.dim}-d ones (another model?): re-index with `vidseek index --rebuild`")
         self._index, self.choice = index, _choice_of(index, self.gpu)
+        self._trained_on = self.ntotal if self.choice.kind == "ivf" else 0
         self._changed()
         return True
 
 
 def read_index(path: str | Path):
-    """The ``IndexIDMap2`` stored at ``path``; ``ClipIndexError`` when it is not one or unreadable."""
+    """The clip index stored at ``path`` (IndexIDMap2 or IndexIVF); ``ClipIndexError`` when the
+    file is unreadable or holds something else."""
     import faiss
 
     try:
-        index = faiss.read_index(str(path))
+        index = faiss.read_index(str(path))  # returned as its concrete class (IndexIDMap2, IndexIVFFlat)
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unknown error"
         raise ClipIndexError(f"{path} is unreadable ({first}); delete it: `vidseek index` rebuilds it "
                              "from the cached clip embeddings") from None
-    if not isinstance(index, faiss.IndexIDMap2):
-        index = faiss.downcast_index(index)
-        if not isinstance(index, faiss.IndexIDMap2):
-            raise ClipIndexError(f"{path} holds a {type(index).__name__}, not a vidseek clip index "
-                                 "(IndexIDMap2); delete it and re-run `vidseek index`")
+    if not isinstance(index, (faiss.IndexIDMap2, faiss.IndexIVF)):
+        raise ClipIndexError(f"{path} holds a {type(index).__name__}, not a vidseek clip index; "
+                             "delete it and re-run `vidseek index`")
     return index
 
 
-def stored_ids(index_dir: str | Path) -> np.ndarray | None:
-    """FAISS ids (N,) in ``index_dir/clips.faiss``, or None when there is no such file."""
-    import faiss
-
+def read_ids(index_dir: str | Path) -> tuple[int, np.ndarray] | None:
+    """(dimension, FAISS ids (N,) int64) of ``index_dir/clips.faiss``, or None when there is none."""
     path = Path(index_dir) / INDEX_FILE
     if not path.is_file():
         return None
-    return faiss.vector_to_array(read_index(path).id_map).astype(np.int64)
+    index = read_index(path)
+    return int(index.d), _ids_of(index)
 
 
 def _choice_of(index, gpu: bool) -> IndexChoice:
     """The ``IndexChoice`` describing a loaded index, with vidseek's search parameters applied."""
     import faiss
 
+    if isinstance(index, faiss.IndexIVF):
+        return IndexChoice("ivf", gpu, nlist=int(index.nlist), nprobe=int(index.nprobe))
     inner = faiss.downcast_index(index.index)
     if isinstance(inner, faiss.IndexHNSW):
         inner.hnsw.efSearch = max(inner.hnsw.efSearch, HNSW_EF_SEARCH)
-        return IndexChoice("hnsw", False, m=HNSW_M, ef_construction=inner.hnsw.efConstruction,
-                           ef_search=inner.hnsw.efSearch)
-    if isinstance(inner, faiss.IndexIVF):
-        return IndexChoice("ivf", gpu, nlist=int(inner.nlist), nprobe=int(inner.nprobe))
+        return IndexChoice("hnsw", False, m=int(inner.hnsw.nb_neighbors(1)),
+                           ef_construction=int(inner.hnsw.efConstruction), ef_search=int(inner.hnsw.efSearch))
     if isinstance(inner, faiss.IndexFlat):
         return IndexChoice("flat", gpu)
-    raise ClipIndexError(f"unsupported inner index {type(inner).__name__} in a clip index; "
+    raise ClipIndexError(f"unsupported index {type(inner).__name__} inside a clip index; "
                          "delete clips.faiss and re-run `vidseek index`")

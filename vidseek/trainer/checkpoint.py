@@ -10,8 +10,6 @@ RUN_DIR/
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -19,27 +17,18 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from vidseek import __version__
+from vidseek.atomic import atomic_write, atomic_write_text
 from vidseek.trainer.models import build_model
 from vidseek.trainer.words import load_featurizer
 
 FORMAT_VERSION = 1
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write `text` to `path` through a temporary file and os.replace (never a half-written file)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
-
-
 def save_run(run_dir: Path, model: torch.nn.Module, model_name: str, words: dict, data: dict, train: dict, best: dict) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=run_dir, prefix=".model.", suffix=".safetensors")
-    os.close(fd)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    save_file(state, tmp, metadata={"format_version": str(FORMAT_VERSION), "model": model_name})
-    os.replace(tmp, run_dir / "model.safetensors")
+    meta = {"format_version": str(FORMAT_VERSION), "model": model_name}
+    atomic_write(run_dir / "model.safetensors", lambda tmp: save_file(state, str(tmp), metadata=meta))
     config = {
         "format_version": FORMAT_VERSION,
         "vidseek_version": __version__,

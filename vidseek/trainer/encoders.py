@@ -194,7 +194,7 @@ class ClipParts:
 
 
 @contextlib.contextmanager
-def _quiet_transformers() -> Iterator[None]:
+def quiet_transformers() -> Iterator[None]:
     """Hide transformers' progress bars and load reports for the duration of a load or save."""
     from transformers.utils import logging as hf_logging
 
@@ -258,7 +258,7 @@ def load_clip(name_or_path: str | os.PathLike = DEFAULT_CLIP, text: bool = True)
         name = str(local)
     elif name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name:  # a path, not owner/name
         raise FileNotFoundError(f"CLIP folder {name!r} does not exist. {_hub_help(DEFAULT_CLIP)}")
-    with _quiet_transformers():
+    with quiet_transformers():
         try:
             config = AutoConfig.from_pretrained(name)
         except OSError as e:
@@ -360,7 +360,7 @@ def tiny_clip(path: str | Path, seed: int = 0, image_size: int = 224, patch_size
                            projection_dim=projection_dim),
         projection_dim=projection_dim,
     )
-    with torch.random.fork_rng(devices=[]), _quiet_transformers():
+    with torch.random.fork_rng(devices=[]), quiet_transformers():
         torch.manual_seed(seed)
         CLIPModel(config).save_pretrained(path)
         tokenizer.save_pretrained(path)

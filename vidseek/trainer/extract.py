@@ -16,8 +16,6 @@ unless ``overwrite``.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vidseek.atomic import atomic_write
 from vidseek.engine.video import VideoDecodeError, VideoDecodeWarning, iter_sampled_chunks
 from vidseek.trainer.encoders import FrameEncoder
 
@@ -62,14 +61,12 @@ def list_videos(video_dir: str | Path) -> list[Path]:
 
 
 def _atomic_write(path: Path, write: Callable) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
+    """``write(file object)`` into `path` atomically (see ``vidseek.atomic``)."""
+    def to_file(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
             write(fh)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    atomic_write(path, to_file)
 
 
 def _write_manifest(path: Path, manifest: dict) -> None:

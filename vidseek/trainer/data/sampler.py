@@ -49,8 +49,11 @@ def load_sentence_model(source: str, device: str):
     """Load (once per source and device) a SentenceTransformer."""
     from sentence_transformers import SentenceTransformer
 
+    from vidseek.trainer.encoders import quiet_transformers
+
     try:
-        return SentenceTransformer(source, device=device)
+        with quiet_transformers():
+            return SentenceTransformer(source, device=device)
     except Exception as e:  # hub, network, file-format and device errors all mean the same to the caller
         raise SentenceModelError(
             f"could not load sentence-transformers model {source!r} on {device!r} ({type(e).__name__}: {e}); "

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, fields
 
-EXCL_NAMES = [f"excl-{o}-{v}{p}" for o in ("clf", "reg") for v in "12" for p in "abc"]
-MODEL_NAMES = EXCL_NAMES + ["plpnet"]
+from vidseek.engine.registry import EXCL_NAMES, MODEL_NAMES  # the names live in the torch-free registry
+
+__all__ = ["EXCL_NAMES", "MODEL_NAMES", "build_model", "config_for"]
 
 
 def config_for(name: str, **overrides):
@@ -23,11 +24,25 @@ def config_for(name: str, **overrides):
     bad = sorted(set(overrides) - valid)
     if bad:
         raise ValueError(f"{name} has no setting {', '.join(bad)}; valid settings: {', '.join(sorted(valid))}")
-    if name == "plpnet":
-        return PLPNetConfig(**overrides)
-    base = asdict(ExCLConfig.from_name(name))
-    base.update(overrides)
-    return ExCLConfig(**base)
+    base = asdict(PLPNetConfig() if name == "plpnet" else ExCLConfig.from_name(name))
+    for key, value in overrides.items():
+        if key in VARIANT_FIELDS and value != base[key]:
+            raise ValueError(f"{key}={value!r} would change the variant of {name}; choose the variant by its name")
+        base[key] = _typed(key, value, base[key])
+    return cls(**base)
+
+
+VARIANT_FIELDS = ("objective", "video_lstm", "predictor")  # fixed by an ExCL model's name
+
+
+def _typed(key: str, value, default):
+    """`value` as the type of the field's default (int, float, bool, str), or a ValueError naming the field."""
+    kind = type(default)
+    if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+        return value
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    raise ValueError(f"setting {key} must be a {kind.__name__} (like {default!r}), got {value!r}")
 
 
 def build_model(name: str, **overrides):

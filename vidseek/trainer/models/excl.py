@@ -66,7 +66,6 @@ class ExCL(nn.Module):
         self.embedding = nn.Embedding(cfg.vocab_size, cfg.word_dim, padding_idx=0) if cfg.vocab_size else None
         self.query_lstm = BiLSTM(cfg.word_dim, cfg.query_hidden, dropout=cfg.dropout)
         self.video_lstm = BiLSTM(cfg.video_dim, cfg.video_hidden, dropout=cfg.dropout) if cfg.video_lstm else None
-        self.video_drop = nn.Dropout(cfg.dropout)
         fused = self.video_out_dim + 2 * cfg.query_hidden  # [h^V_t; h^T]
         if cfg.predictor == "a":
             self.mlp_start, self.mlp_end = _mlp(fused, cfg.mlp_hidden), _mlp(fused, cfg.mlp_hidden)
@@ -88,8 +87,8 @@ class ExCL(nn.Module):
     # ---- the three exportable parts -------------------------------------------------------
     def encode_video(self, video: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """video (B, T, Dv), mask (B, T) bool -> h^V (B, T, Hv)."""
-        if self.video_lstm is None:
-            return self.video_drop(video) * mask[..., None].to(video.dtype)
+        if self.video_lstm is None:  # variant 1: the features themselves (the paper drops out LSTM outputs only)
+            return video * mask[..., None].to(video.dtype)
         return self.video_lstm(video, mask)[0]
 
     def encode_text(self, words: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:

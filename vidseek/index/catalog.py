@@ -1,0 +1,533 @@
+"""The catalog of an index: which videos it holds, their state, and what the index was built with.
+
+``Catalog(index_dir)`` opens ``index_dir/catalog.sqlite`` (SQLite, WAL mode, so readers never block
+the writer nor see a half-finished change; every change is one transaction). ``PRAGMA user_version``
+is the schema version; a newer one is refused.
+
+Table ``videos``: one row per video file, its ``path`` relative to the library root (POSIX
+separators, never absolute, never ``..``), ``size``, ``mtime_ns``, ``content_hash``
+(``content_hash``), ``duration`` (s), ``fps`` (the file's frame rate), ``steps`` (feature steps
+cached), ``status`` (``ok`` | ``error`` | ``pending``), ``error`` (message) and ``added_at`` (unix
+time). Ids come from AUTOINCREMENT and are never reused; ``record_pending`` gives every (re-)encoding
+a fresh id, so a stale clip-index entry or cache file can never be taken for new content.
+
+Table ``settings``: key -> JSON value. The keys vidseek uses are the ``SETTING_*`` constants below.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import sqlite3
+import stat
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, Iterable, Iterator
+
+from vidseek.index import IndexStorageError
+
+CATALOG_FILE = "catalog.sqlite"
+SCHEMA_VERSION = 1
+STATUSES = ("ok", "error", "pending")
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".wmv", ".flv")
+HASH_CHUNK = 1 << 20  # content_hash reads this much from the start and from the end of a file
+
+SETTING_ROOT = "root"  # absolute path of the library root (str)
+SETTING_FINGERPRINT = "fingerprint"  # Bundle.fingerprint of the model the index was built with
+SETTING_WINDOW_S = "window_s"  # clip window length, seconds
+SETTING_STRIDE_S = "stride_s"  # clip window stride, seconds
+SETTING_RATE = "rate"  # feature steps per second
+SETTING_DIM = "dim"  # clip embedding dimension E
+SETTING_STATE_DIM = "state_dim"  # video encoder state dimension H (cache/<id>.states.npy is (steps, H))
+
+_SCHEMA = """
+CREATE TABLE videos (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    path TEXT NOT NULL UNIQUE,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    content_hash TEXT,
+    duration REAL,
+    fps REAL,
+    steps INTEGER,
+    status TEXT NOT NULL CHECK (status IN ('ok', 'error', 'pending')),
+    error TEXT,
+    added_at REAL NOT NULL
+);
+CREATE INDEX videos_status ON videos (status);
+CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+_COLUMNS = "id, path, size, mtime_ns, content_hash, duration, fps, steps, status, error, added_at"
+
+
+class CatalogError(IndexStorageError):
+    """A catalog that cannot be opened or written; the message says why and what to do."""
+
+
+class IndexMismatch(CatalogError):
+    """The index was built with other settings (model, root, windows) than the ones given."""
+
+
+class UnsafePath(CatalogError):
+    """A catalog path that is absolute or leaves the library root."""
+
+
+# ---- files ---------------------------------------------------------------------------------------
+def content_hash(path: str | Path, size: int | None = None) -> str:
+    """A cheap content id of a video file: sha256 hex over ``b"vidseek-content-v1\\n"``, the size in
+    bytes as decimal ASCII and ``b"\\n"``, then the first 1 MiB and the last 1 MiB of the file (the
+    whole file when it is at most 2 MiB).
+
+    Video containers keep their index (moov, cues) at the start or the end and any re-encode
+    changes both, so this tells edits from ``touch`` after reading 2 MiB of any file; an edit
+    confined to the middle of a file of unchanged size goes unnoticed (re-index with ``--rebuild``).
+    """
+    path = Path(path)
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size if size is None else size
+        h = hashlib.sha256(b"vidseek-content-v1\n" + str(size).encode() + b"\n")
+        if size <= 2 * HASH_CHUNK:
+            h.update(fh.read())
+        else:
+            h.update(fh.read(HASH_CHUNK))
+            fh.seek(size - HASH_CHUNK)
+            h.update(fh.read(HASH_CHUNK))
+    return h.hexdigest()
+
+
+def check_relative(path: str) -> str:
+    """``path`` as a normalised POSIX path relative to the library root; ``UnsafePath`` when it is
+    empty, absolute, or has a ``..`` part (it would leave the root).
+
+    >>> check_relative("a/./b.mp4")
+    'a/b.mp4'
+    >>> check_relative("../etc/passwd")
+    Traceback (most recent call last):
+    ...
+    vidseek.index.catalog.UnsafePath: catalog path '../etc/passwd' leaves the library root (absolute or with '..'); the catalog was edited or is corrupt: re-index with `vidseek index --rebuild`
+    """
+    text = str(path)
+    pure = PurePosixPath(text)
+    if not text or "\x00" in text or pure.is_absolute() or ".." in pure.parts or str(pure) in ("", "."):
+        raise UnsafePath(f"catalog path {text!r} leaves the library root (absolute or with '..'); the catalog "
+                         "was edited or is corrupt: re-index with `vidseek index --rebuild`")
+    return str(pure)
+
+
+@dataclass(frozen=True)
+class FileState:
+    """A video file as found on disk."""
+
+    path: str  # relative to the library root, POSIX separators
+    size: int  # bytes
+    mtime_ns: int  # modification time, ns
+    content_hash: str | None  # content_hash(); None when not computed
+    video_id: int | None = None  # its catalog id, when the catalog knows the path
+
+
+@dataclass(frozen=True)
+class Video:
+    """One row of the ``videos`` table."""
+
+    id: int
+    path: str  # relative to the library root
+    size: int
+    mtime_ns: int
+    content_hash: str | None
+    duration: float | None  # seconds
+    fps: float | None  # the file's frame rate
+    steps: int | None  # feature steps in cache/<id>.states.npy
+    status: str  # ok | error | pending
+    error: str | None
+    added_at: float  # unix time
+
+    def state(self) -> FileState:
+        return FileState(self.path, self.size, self.mtime_ns, self.content_hash, self.id)
+
+
+@dataclass
+class ScanPlan:
+    """What an indexing run has to do, from ``Catalog.scan``. Every list is sorted by path."""
+
+    new: list[FileState] = field(default_factory=list)  # not in the catalog: encode
+    changed: list[FileState] = field(default_factory=list)  # content differs, or pending/retried: re-encode
+    unchanged: list[FileState] = field(default_factory=list)  # nothing to do
+    deleted: list[Video] = field(default_factory=list)  # in the catalog, file gone: drop
+    touched: list[FileState] = field(default_factory=list)  # subset of unchanged: same content, new size/mtime
+    unreadable: list[tuple[str, str]] = field(default_factory=list)  # (path, error) of new files: record_error
+
+    def summary(self) -> str:
+        return (f"{len(self.new)} new, {len(self.changed)} changed, {len(self.unchanged)} unchanged, "
+                f"{len(self.deleted)} deleted, {len(self.unreadable)} unreadable")
+
+
+def _walk(root: Path, suffixes: tuple[str, ...], errors: list[str]) -> Iterator[str]:
+    """Relative POSIX paths of the files under ``root`` with one of ``suffixes`` (any case), in
+    sorted order; hidden files and folders (``.name``, such as ``.vidseek``) are skipped, and
+    symlinked folders are not followed. Folders that cannot be listed go to ``errors``."""
+    def onerror(exc: OSError) -> None:
+        errors.append(Path(exc.filename).relative_to(root).as_posix() if exc.filename else str(exc))
+
+    for folder, dirs, files in os.walk(root, onerror=onerror):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        rel = Path(folder).relative_to(root)
+        for name in sorted(files):
+            if not name.startswith(".") and name.lower().endswith(suffixes):
+                yield (rel / name).as_posix()
+
+
+# ---- the catalog ---------------------------------------------------------------------------------
+class Catalog:
+    """The SQLite catalog of one index folder.
+
+    A writer must hold ``WriterLock(index_dir)``; readers open with ``readonly=True`` and see the
+    last committed state. Not thread-safe (one connection).
+    """
+
+    def __init__(self, index_dir: str | Path, readonly: bool = False):
+        self.index_dir = Path(index_dir)
+        self.path = self.index_dir / CATALOG_FILE
+        self.readonly = readonly
+        if readonly and not self.path.is_file():
+            raise CatalogError(f"no index at {self.index_dir} (no {CATALOG_FILE}); create one with "
+                               f"`vidseek index VIDEO_DIR --index {self.index_dir}`")
+        try:
+            if readonly:
+                self._db = sqlite3.connect(self.path.resolve().as_uri() + "?mode=ro", uri=True, isolation_level=None)
+            else:
+                self.index_dir.mkdir(parents=True, exist_ok=True)
+                self._db = sqlite3.connect(self.path, isolation_level=None)
+            self._db.execute("PRAGMA busy_timeout = 10000")
+            self._open_schema()
+        except sqlite3.Error as exc:
+            raise _sql_error(exc, self.path, "open the catalog") from None
+        except OSError as exc:
+            raise CatalogError(f"cannot open {self.path}: {exc.strerror or exc}; choose a writable --index folder") from None
+
+    def _open_schema(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            self._db.close()
+            raise CatalogError(f"{self.path} has catalog schema version {version}, but this vidseek reads versions up "
+                               f"to {SCHEMA_VERSION}: upgrade vidseek, or re-index with `vidseek index --rebuild`")
+        if self.readonly:
+            if version == 0:
+                raise CatalogError(f"{self.path} is not an initialised vidseek catalog; re-run `vidseek index`")
+            return
+        mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if mode.lower() != "wal":
+            raise CatalogError(f"{self.path}: SQLite cannot use WAL mode here (got {mode!r}); keep the index on a local "
+                               "disk (network file systems do not support it)")
+        self._db.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: consistent after a crash
+        if version == 0:
+            with self._write("create the catalog") as db:  # tables and version in one transaction
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @contextmanager
+    def _write(self, what: str) -> Iterator[sqlite3.Connection]:
+        """One write transaction: all of it is committed, or none (errors name ``what`` failed)."""
+        if self.readonly:
+            raise CatalogError(f"cannot {what}: {self.path} was opened read-only")
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            yield self._db
+            self._db.execute("COMMIT")
+        except BaseException as exc:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise _sql_error(exc, self.path, what) from None
+            raise
+
+    # ---- settings -------------------------------------------------------------------------------
+    def settings(self) -> dict[str, Any]:
+        """Every setting, decoded from JSON."""
+        return {k: json.loads(v) for k, v in self._db.execute("SELECT key, value FROM settings")}
+
+    def update_settings(self, **values: Any) -> None:
+        """Store settings (JSON-encodable values), e.g. ``update_settings(fingerprint=fp, rate=5.0)``."""
+        rows = [(k, json.dumps(v)) for k, v in values.items()]
+        with self._write("store the index settings") as db:
+            db.executemany("INSERT INTO settings (key, value) VALUES (?, ?) "
+                           "ON CONFLICT(key) DO UPDATE SET value = excluded.value", rows)
+
+    @property
+    def root(self) -> Path | None:
+        """The library root the paths are relative to (None before the first ``update_settings(root=...)``)."""
+        root = self.settings().get(SETTING_ROOT)
+        return None if root is None else Path(root)
+
+    def check_fingerprint(self, fingerprint: str) -> None:
+        """Raise ``IndexMismatch`` when the index was built with another bundle (a fresh index passes)."""
+        stored = self.settings().get(SETTING_FINGERPRINT)
+        if stored is not None and stored != fingerprint:
+            raise IndexMismatch(
+                f"index {self.index_dir} was built with the bundle of fingerprint {stored}, but the bundle given "
+                f"has fingerprint {fingerprint}: their features and embeddings do not mix. Re-index with "
+                f"`vidseek index VIDEO_DIR --index {self.index_dir} --rebuild`, or use the bundle with "
+                f"fingerprint {stored}"
+            )
+
+    def check_settings(self, **expected: Any) -> None:
+        """Raise ``IndexMismatch`` when a stored setting differs from ``expected`` (unset ones pass)."""
+        stored = self.settings()
+        for key, want in expected.items():
+            if key in stored and stored[key] != want:
+                raise IndexMismatch(f"index {self.index_dir} was built with {key}={stored[key]!r}, but {key}={want!r} "
+                                    "was given: re-index with `vidseek index --rebuild`, or use the same setting")
+
+    # ---- paths ----------------------------------------------------------------------------------
+    def resolve(self, path: str) -> Path:
+        """The absolute file of a catalog path; ``UnsafePath`` when it would leave the root."""
+        root = self.root
+        if root is None:
+            raise CatalogError(f"index {self.index_dir} has no library root yet; run `vidseek index VIDEO_DIR` first")
+        return root / check_relative(path)
+
+    def _relative(self, path: str | Path) -> str:
+        """A catalog path from an absolute path under the root or a relative one."""
+        if Path(path).is_absolute() and self.root is not None:
+            try:
+                path = Path(path).relative_to(self.root).as_posix()
+            except ValueError:
+                raise UnsafePath(f"{path} is outside the library root {self.root}") from None
+        return check_relative(str(path))
+
+    # ---- scanning -------------------------------------------------------------------------------
+    def scan(self, root: str | Path, suffixes: Iterable[str] = VIDEO_SUFFIXES, retry_errors: bool = False) -> ScanPlan:
+        """Compare the video files under ``root`` with the catalog (reads files, writes nothing).
+
+        A known file whose size and mtime are unchanged is unchanged without being read. When
+        either differs, it is changed only if its ``content_hash`` differs too; otherwise it is
+        unchanged and listed in ``touched`` (``update_stat(plan.touched)`` records the new stat).
+        ``pending`` rows (an encoding interrupted by a crash) are changed, and so are ``error``
+        rows with ``retry_errors``. Known files that cannot be read now, or that lie in a folder
+        that cannot be listed, stay unchanged (their cached features still serve).
+        """
+        root = Path(root).resolve()
+        if not root.is_dir():
+            raise CatalogError(f"library root {root} is not a folder")
+        stored_root = self.root
+        if stored_root is not None and stored_root != root:
+            raise IndexMismatch(f"index {self.index_dir} holds the library at {stored_root}, not {root}: index "
+                                f"{root} into another --index folder, or re-index with --rebuild")
+        suffixes = tuple(s.lower() for s in suffixes)
+        known = {v.path: v for v in self.videos()}
+        plan, seen, folder_errors = ScanPlan(), set(), []
+        for rel in _walk(root, suffixes, folder_errors):
+            seen.add(rel)
+            old = known.get(rel)
+            try:
+                st = os.stat(root / rel)
+                if not stat.S_ISREG(st.st_mode):
+                    seen.discard(rel)
+                    continue
+                unchanged_stat = old is not None and old.size == st.st_size and old.mtime_ns == st.st_mtime_ns
+                redo = old is not None and (old.status == "pending" or (retry_errors and old.status == "error"))
+                if unchanged_stat and not redo:
+                    plan.unchanged.append(old.state())
+                    continue
+                state = FileState(rel, st.st_size, st.st_mtime_ns, content_hash(root / rel, st.st_size),
+                                  None if old is None else old.id)
+            except OSError as exc:
+                if old is None:
+                    plan.unreadable.append((rel, f"cannot read the file: {exc.strerror or exc}"))
+                else:
+                    plan.unchanged.append(old.state())
+                continue
+            if old is None:
+                plan.new.append(state)
+            elif redo or state.content_hash != old.content_hash:
+                plan.changed.append(state)
+            else:
+                plan.unchanged.append(state)
+                plan.touched.append(state)
+        for folder in folder_errors:  # keep what we cannot see
+            prefix = "" if folder in ("", ".") else folder.rstrip("/") + "/"
+            seen.update(p for p in known if p.startswith(prefix))
+        plan.deleted = [v for p, v in sorted(known.items()) if p not in seen]
+        return plan
+
+    # ---- recording ------------------------------------------------------------------------------
+    def _upsert(self, db: sqlite3.Connection, file: FileState, status: str, duration=None, fps=None, steps=None,
+                error: str | None = None) -> int:
+        """Update the row of ``file.path`` (keeping its id) or insert one; returns the id."""
+        path = self._relative(file.path)
+        values = (int(file.size), int(file.mtime_ns), file.content_hash, duration, fps, steps, status, error)
+        row = db.execute("SELECT id FROM videos WHERE path = ?", (path,)).fetchone()
+        if row is not None:
+            db.execute("UPDATE videos SET size = ?, mtime_ns = ?, content_hash = ?, duration = ?, fps = ?, steps = ?, "
+                       "status = ?, error = ? WHERE id = ?", (*values, row[0]))
+            return int(row[0])
+        cursor = db.execute(f"INSERT INTO videos ({_COLUMNS}) VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            (path, *values, time.time()))
+        return int(cursor.lastrowid)
+
+    def record_pending(self, file: FileState) -> int:
+        """Start (re-)encoding ``file``: a ``pending`` row with a fresh id, returned. Write its cache
+        files under that id, then ``record_ok``. A changed file's old row (``file.video_id``) is
+        replaced: drop that old id from the clip index and the cache."""
+        path = self._relative(file.path)
+        with self._write(f"record {path} as pending") as db:
+            db.execute("DELETE FROM videos WHERE path = ?", (path,))
+            return self._upsert(db, file, "pending")
+
+    def record_ok(self, file: FileState, *, duration: float, fps: float, steps: int) -> int:
+        """Mark ``file`` indexed: its ``steps`` (T) feature steps are in the cache. Returns its id
+        (the pending row's, or a new one)."""
+        if not hasattr(steps, "__index__") or int(steps) < 1:
+            raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+        for name, value in (("duration", duration), ("fps", fps)):
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0 (seconds / frames per second), got {value!r}")
+        with self._write(f"record {file.path} as indexed") as db:
+            return self._upsert(db, file, "ok", float(duration), float(fps), int(steps))
+
+    def record_error(self, file: FileState | str, error: str) -> int:
+        """Mark a file that could not be indexed, with the error to show; it is skipped until it
+        changes (or a scan with ``retry_errors``). ``file`` may be a catalog path. Returns its id."""
+        if not isinstance(file, FileState):
+            path, size, mtime_ns = self._relative(file), 0, 0
+            try:
+                st = os.stat(self.resolve(path))
+                size, mtime_ns = st.st_size, st.st_mtime_ns
+            except (OSError, CatalogError):
+                pass  # recorded with size 0: any later readable state counts as changed
+            file = FileState(path, size, mtime_ns, None)
+        with self._write(f"record the error of {file.path}") as db:
+            return self._upsert(db, file, "error", error=str(error))
+
+    def update_stat(self, files: Iterable[FileState]) -> None:
+        """Store the size and mtime of files whose content did not change (``ScanPlan.touched``)."""
+        rows = [(int(f.size), int(f.mtime_ns), self._relative(f.path)) for f in files]
+        with self._write("update file times") as db:
+            db.executemany("UPDATE videos SET size = ?, mtime_ns = ? WHERE path = ?", rows)
+
+    def remove(self, paths: Iterable[str]) -> list[int]:
+        """Delete the rows of these catalog paths; returns the ids that were removed."""
+        paths = [self._relative(p) for p in paths]
+        removed = []
+        with self._write(f"remove {len(paths)} videos") as db:
+            for path in paths:
+                row = db.execute("SELECT id FROM videos WHERE path = ?", (path,)).fetchone()
+                if row:
+                    db.execute("DELETE FROM videos WHERE id = ?", row)
+                    removed.append(int(row[0]))
+        return removed
+
+    # ---- reading --------------------------------------------------------------------------------
+    def videos(self, status: str | None = None) -> list[Video]:
+        """Rows ordered by id, all or those with ``status`` (ok | error | pending)."""
+        if status is None:
+            rows = self._db.execute(f"SELECT {_COLUMNS} FROM videos ORDER BY id")
+        elif status in STATUSES:
+            rows = self._db.execute(f"SELECT {_COLUMNS} FROM videos WHERE status = ? ORDER BY id", (status,))
+        else:
+            raise ValueError(f"status {status!r}: expected one of {', '.join(STATUSES)}")
+        return [Video(*row) for row in rows]
+
+    def video(self, key: int | str) -> Video | None:
+        """The row with this id (int) or catalog path (str), or None."""
+        column, value = ("id", int(key)) if isinstance(key, int) else ("path", check_relative(key))
+        row = self._db.execute(f"SELECT {_COLUMNS} FROM videos WHERE {column} = ?", (value,)).fetchone()
+        return None if row is None else Video(*row)
+
+    def counts(self) -> dict[str, int]:
+        """Number of videos per status (every status present, 0 when none)."""
+        counts = dict.fromkeys(STATUSES, 0)
+        counts.update(self._db.execute("SELECT status, COUNT(*) FROM videos GROUP BY status").fetchall())
+        return counts
+
+    # ---- checking -------------------------------------------------------------------------------
+    def integrity_check(self) -> list[str]:
+        """Problems found in the index folder, one message each (empty: the index is sound).
+
+        Checks SQLite's ``PRAGMA integrity_check``; that every catalog path stays under the root;
+        that every ``ok`` video has ``cache/<id>.states.npy`` of shape (steps, state_dim) and
+        ``cache/<id>.clips.npy`` of shape (windows, dim) float16; and that every id in
+        ``clips.faiss`` decodes to a video the catalog knows and a window it has. A clip index
+        that lacks some ``ok`` videos is not a problem: it lags after a crash and
+        ``ClipIndex.reconcile`` completes it from the cache.
+        """
+        from vidseek.index.cache import CacheError, FeatureCache
+        from vidseek.index.clips import ClipIndexError, decode_ids, read_ids, windows
+
+        problems = [f"SQLite integrity check of {self.path}: {row[0]}"
+                    for row in self._db.execute("PRAGMA integrity_check") if row[0] != "ok"]
+        settings = self.settings()
+        everything = self.videos()
+        for v in everything:
+            try:
+                check_relative(v.path)
+            except UnsafePath as exc:
+                problems.append(f"video {v.id}: {exc}")
+        n_windows = {}
+        window_keys = (SETTING_RATE, SETTING_WINDOW_S, SETTING_STRIDE_S)
+        states, clips = FeatureCache(self.index_dir, "states"), FeatureCache(self.index_dir, "clips")
+        for v in (v for v in everything if v.status == "ok"):
+            if not v.steps or v.steps < 1:
+                problems.append(f"video {v.id} ({v.path}) is ok but records {v.steps!r} steps")
+                continue
+            if all(k in settings for k in window_keys):
+                n_windows[v.id] = len(windows(v.steps, *(settings[k] for k in window_keys)))
+            for cache, shape in ((states, (v.steps, settings.get(SETTING_STATE_DIM))),
+                                 (clips, (n_windows.get(v.id), settings.get(SETTING_DIM)))):
+                try:
+                    cache.get(v.id, shape=shape)
+                except CacheError as exc:
+                    problems.append(f"video {v.id} ({v.path}): {exc}")
+        try:
+            stored = read_ids(self.index_dir)
+        except ClipIndexError as exc:
+            return problems + [str(exc)]
+        if stored is not None:
+            dim, ids = stored
+            if SETTING_DIM in settings and dim != settings[SETTING_DIM]:
+                problems.append(f"clips.faiss holds {dim}-d embeddings but the catalog says dim={settings[SETTING_DIM]}")
+            video_ids, window_numbers = decode_ids(ids)
+            known = {v.id for v in everything}
+            unknown = sorted(set(video_ids.tolist()) - known)
+            if unknown:
+                problems.append(f"clips.faiss has clips of {len(unknown)} videos the catalog does not know "
+                                f"(ids {', '.join(map(str, unknown[:5]))}{', ...' if len(unknown) > 5 else ''}); "
+                                "re-run `vidseek index` to repair it")
+            for vid, count in n_windows.items():
+                mine = window_numbers[video_ids == vid]
+                if mine.size and mine.max() >= count:
+                    problems.append(f"clips.faiss has window {int(mine.max())} of video {vid}, which has {count} windows")
+        return problems
+
+
+def _sql_error(exc: sqlite3.Error, path: Path, what: str) -> CatalogError:
+    """A ``CatalogError`` that says why ``what`` failed and what to do."""
+    text = str(exc)
+    low = text.lower()
+    if "full" in low:
+        hint = "the disk is full: free some space and re-run; the catalog is unchanged"
+    elif "readonly" in low or "read-only" in low:
+        hint = "the index folder is read-only: make it writable or choose another --index folder"
+    elif "locked" in low or "busy" in low:
+        hint = "another process is writing the catalog: wait for it to finish"
+    elif "not a database" in low or "malformed" in low or "corrupt" in low:
+        hint = "the catalog is damaged: re-index with `vidseek index --rebuild`"
+    elif "unable to open" in low:
+        hint = "check that the index folder exists and is readable"
+    else:
+        hint = "see the SQLite message"
+    return CatalogError(f"cannot {what} in {path}: {text}; {hint}")

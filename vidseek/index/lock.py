@@ -1,0 +1,112 @@
+"""The writer lock of an index folder: one writer at a time, readers never wait.
+
+``WriterLock(index_dir)`` takes a non-blocking ``fcntl.flock`` on ``index_dir/.lock`` and writes its
+pid, host and start time into the file. The kernel releases a flock when its process dies, even by
+SIGKILL, so a crashed writer never leaves a stale lock behind. flock is advisory and may not work
+across machines on network file systems (NFS): keep an index on a local disk when several machines
+write to it. POSIX only (vidseek's index runs on Linux and macOS).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import socket
+import time
+from pathlib import Path
+
+from vidseek.index import IndexStorageError
+
+LOCK_FILE = ".lock"
+
+
+class IndexLocked(IndexStorageError):
+    """Another process is writing to the index; ``holder`` is what it wrote into the lock file."""
+
+    def __init__(self, message: str, holder: dict[str, str]):
+        super().__init__(message)
+        self.holder = holder
+
+
+def _read_holder(path: Path) -> dict[str, str]:
+    """The ``key=value`` lines of a lock file (pid, host, since); empty when unreadable."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return {}
+    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+
+
+class WriterLock:
+    """Exclusive writer lock of an index folder, as a context manager.
+
+    >>> import tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> with WriterLock(folder) as lock:
+    ...     lock.held
+    True
+    """
+
+    def __init__(self, index_dir: str | Path):
+        self.path = Path(index_dir) / LOCK_FILE
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def acquire(self) -> WriterLock:
+        """Take the lock or raise ``IndexLocked`` (never waits); ``StorageWriteError`` when the
+        folder cannot be written at all."""
+        from vidseek.index.cache import StorageWriteError
+
+        if self._fd is not None:
+            raise RuntimeError(f"{self.path} is already held by this WriterLock")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StorageWriteError(f"cannot create the index lock {self.path}: {exc.strerror or exc}; the index "
+                                    "folder must be writable to index (choose another --index folder)") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            holder = _read_holder(self.path)
+            pid = holder.get("pid", "unknown")
+            where = f" on {holder['host']}" if holder.get("host") else ""
+            since = f", writing since {holder['since']}" if holder.get("since") else ""
+            raise IndexLocked(
+                f"index {self.path.parent} is locked: another `vidseek index` (pid {pid}{where}{since}) is writing "
+                f"to it. Wait for it to finish, or stop it (`kill {pid}`) and re-run; an interrupted run "
+                "resumes where it stopped. Searching does not need the lock.",
+                holder,
+            ) from None
+        except OSError as exc:
+            os.close(fd)
+            raise StorageWriteError(f"cannot lock {self.path}: {exc.strerror or exc}; the file system may not "
+                                    "support flock (keep the index on a local disk)") from exc
+        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime())
+        try:  # who holds it, for the message a second writer gets; the lock works without it
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"pid={os.getpid()}\nhost={socket.gethostname()}\nsince={since}\n".encode(), 0)
+        except OSError:
+            pass
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        """Drop the lock (the file stays; its content only describes the last holder)."""
+        if self._fd is None:
+            return
+        fd, self._fd = self._fd, None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+    def __enter__(self) -> WriterLock:
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
