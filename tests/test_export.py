@@ -223,3 +223,23 @@ def test_retrieval_outputs_are_exported_with_parity(tmp_path):
         assert meta["graphs"]["text_encoder"]["outputs"][-1]["name"] == "retrieval"
         report = check_parity(load_run(run_dir), load_bundle(tmp_path / f"b-{name}"))
         assert max(report[g] for g in ("video_encoder", "text_encoder", "head")) < 1e-4, report
+
+
+def test_clip_text_tower_as_word_features_exports_with_parity(tmp_path, monkeypatch):
+    """The text side of CLIP (`--words clip:FOLDER`), on a tiny randomly initialised CLIP built offline."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    from vidseek.trainer.encoders import tiny_clip
+    from vidseek.trainer.words import make_featurizer
+
+    folder = tiny_clip(tmp_path / "clip")
+    feat = make_featurizer(f"clip:{folder}", SENTENCES, max_words=16)
+    batch = feat.encode(SENTENCES)
+    assert batch.words.shape[0] == 3 and batch.words.shape[2] == feat.dim and batch.mask[:, 0].all()
+    torch.manual_seed(0)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    model = build_model("plpnet", video_dim=10, word_dim=feat.dim, dim=32, max_len=40)
+    save_run(run_dir, model, "plpnet", save_featurizer(feat, run_dir), {"length": 40, "feature_dim": 10}, {}, {})
+    export_bundle(run_dir, tmp_path / "bundle")
+    report = check_parity(load_run(run_dir), load_bundle(tmp_path / "bundle"))
+    assert max(report[g] for g in ("video_encoder", "text_encoder", "head")) < 1e-4, report

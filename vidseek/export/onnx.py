@@ -25,7 +25,7 @@ from vidseek.engine.bundle import BUNDLE_FORMAT_VERSION
 from vidseek.engine.registry import GraphSpec, graphs_for, model_family
 from vidseek.atomic import atomic_write_text
 from vidseek.trainer.checkpoint import Run, load_run
-from vidseek.trainer.words import WORD_RE, LearnedWords, StaticWords, TransformerWords
+from vidseek.trainer.words import WORD_RE, ClipWords, LearnedWords, StaticWords, TransformerWords
 
 DEFAULT_OPSET = 17
 
@@ -56,10 +56,12 @@ class TextEncoderGraph(nn.Module):
         super().__init__()
         self.model = model
         self.family = model_family(model.cfg.name)
-        self.tower = None
+        self.tower = self.clip = None
         self.register_buffer("table", None)
         if isinstance(featurizer, TransformerWords):
             self.tower = featurizer.st[0].auto_model
+        elif isinstance(featurizer, ClipWords):
+            self.clip = featurizer.tower
         elif isinstance(featurizer, StaticWords):
             words = sorted(featurizer.vectors)
             table = torch.zeros(len(words) + 2, featurizer.dim)
@@ -71,6 +73,8 @@ class TextEncoderGraph(nn.Module):
         if self.tower is not None:
             words = self.tower(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
             feats = words
+        elif self.clip is not None:
+            words = feats = self.clip(input_ids, attention_mask)[0]
         elif self.table is not None:
             words = feats = F.embedding(input_ids, self.table)
         else:
@@ -114,8 +118,8 @@ def word_level_tokenizer(vocab: dict[str, int], max_words: int):
 
 def write_tokenizer(featurizer, path: Path) -> None:
     """tokenizer.json for the bundle: the transformer's own, or a WordLevel one over the run's vocabulary."""
-    if isinstance(featurizer, TransformerWords):
-        tok = featurizer.st[0].tokenizer
+    if isinstance(featurizer, (TransformerWords, ClipWords)):
+        tok = featurizer.st[0].tokenizer if isinstance(featurizer, TransformerWords) else featurizer.parts.tokenizer
         backend = getattr(tok, "backend_tokenizer", None) or getattr(tok, "_tokenizer", None)
         if backend is None:
             raise ValueError(f"the tokenizer of {featurizer.model!r} has no `tokenizers` backend to export")

@@ -1,8 +1,9 @@
 """Word features for the text encoders.
 
-Three kinds, chosen with ``--words``:
+Four kinds, chosen with ``--words``:
   transformer:ID_OR_PATH  frozen per-token embeddings of a sentence-transformers model
                           (default all-MiniLM-L6-v2; a hub id or a local folder)
+  clip:ID_OR_PATH         frozen per-token states of a CLIP text tower (the text side of CLIP)
   static:PATH             a GloVe / word2vec text file (the papers' setting)
   learned                 embeddings trained with the model over the training vocabulary
 
@@ -85,6 +86,40 @@ class TransformerWords:
         return {"kind": self.kind, "model": self.model, "dim": self.dim, "max_words": self.max_words}
 
 
+class ClipWords:
+    """Frozen per-token hidden states of a CLIP text tower (``clip:ID_OR_PATH``), the text side of CLIP."""
+
+    kind = "clip"
+
+    def __init__(self, model: str, max_words: int = 32, device: str = "cpu"):
+        from vidseek.trainer.encoders import load_clip
+
+        parts = load_clip(model, text=True)
+        if parts.text is None:
+            raise ValueError(f"CLIP {model!r} has no text tower (a vision-only checkpoint); use a full CLIP folder")
+        self.parts, self.model, self.max_words = parts, model, max_words
+        self.tower = parts.text.to(device).eval()
+        self.dim = self.tower.hidden
+        self._cache: dict[str, tuple[np.ndarray, list[str]]] = {}
+
+    def encode(self, sentences: list[str]) -> WordBatch:
+        todo = list(dict.fromkeys(s for s in sentences if s not in self._cache))
+        for i in range(0, len(todo), 256):
+            chunk = todo[i : i + 256]
+            enc = self.parts.tokenize(chunk, max_length=self.max_words)
+            device = next(self.tower.parameters()).device
+            with torch.no_grad():
+                hidden, _ = self.tower(enc["input_ids"].to(device), enc["attention_mask"].to(device))
+            mask = enc["attention_mask"].numpy().astype(bool)
+            for s, h, ids, m in zip(chunk, hidden.float().cpu().numpy(), enc["input_ids"].numpy(), mask):
+                self._cache[s] = (h[m], self.parts.tokenizer.convert_ids_to_tokens(ids[m].tolist()))
+        words, mask = _pad([self._cache[s][0] for s in sentences], np.float32)
+        return WordBatch(words, mask, [self._cache[s][1] for s in sentences])
+
+    def spec(self) -> dict:
+        return {"kind": self.kind, "model": self.model, "dim": self.dim, "max_words": self.max_words}
+
+
 class StaticWords:
     """GloVe or word2vec vectors from a text file (``word v1 v2 ...``; a word2vec "N D" header is skipped).
 
@@ -159,6 +194,8 @@ def make_featurizer(choice: str, sentences: list[str], max_words: int = 32, devi
     kind, _, arg = choice.partition(":")
     if kind == "transformer":
         return TransformerWords(arg or DEFAULT_TRANSFORMER, max_words, device)
+    if kind == "clip":
+        return ClipWords(arg or "openai/clip-vit-base-patch32", max_words, device)
     if kind == "static":
         if not arg:
             raise ValueError("static word features need a file: --words static:PATH/TO/glove.txt")
@@ -166,7 +203,7 @@ def make_featurizer(choice: str, sentences: list[str], max_words: int = 32, devi
         return StaticWords(arg, vocab, max_words)
     if kind == "learned":
         return LearnedWords.build(sentences, learned_dim, max_words)
-    raise ValueError(f"unknown word features {choice!r}; use transformer[:ID_OR_PATH], static:PATH or learned")
+    raise ValueError(f"unknown word features {choice!r}; use transformer[:ID_OR_PATH], clip[:ID_OR_PATH], static:PATH or learned")
 
 
 def save_featurizer(featurizer, run_dir: Path) -> dict:
@@ -187,6 +224,8 @@ def load_featurizer(spec: dict, run_dir: Path, device: str = "cpu"):
     kind = spec["kind"]
     if kind == "transformer":
         return TransformerWords(spec["model"], spec["max_words"], device)
+    if kind == "clip":
+        return ClipWords(spec["model"], spec["max_words"], device)
     if kind == "learned":
         vocab = json.loads((run_dir / "vocab.json").read_text())
         return LearnedWords(vocab, spec["dim"], spec["max_words"])
