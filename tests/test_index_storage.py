@@ -6,6 +6,7 @@ Seeded, offline, synthetic files and vectors made here; no model, no decoding.
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import signal
 import sqlite3
@@ -17,7 +18,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vidseek.index.cache import CacheError, FeatureCache, StorageWriteError, atomic_write, remove_temporaries
+from vidseek.index.cache import (
+    CacheError,
+    FeatureCache,
+    StorageWriteError,
+    atomic_write,
+    remove_temporaries,
+)
 from vidseek.index.catalog import (
     SCHEMA_VERSION,
     Catalog,
@@ -27,7 +34,14 @@ from vidseek.index.catalog import (
     UnsafePath,
     content_hash,
 )
-from vidseek.index.clips import ClipIndex, ClipIndexError, choose_index, decode_ids, encode_ids, windows
+from vidseek.index.clips import (
+    ClipIndex,
+    ClipIndexError,
+    choose_index,
+    decode_ids,
+    encode_ids,
+    windows,
+)
 from vidseek.index.lock import IndexLocked, WriterLock
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -187,7 +201,8 @@ def test_tampered_catalog_path_is_refused(tmp_path):
     cat = Catalog(tmp_path / "idx")
     cat.update_settings(root=str(lib.resolve()))
     db = sqlite3.connect(tmp_path / "idx" / "catalog.sqlite")
-    db.execute("INSERT INTO videos (path, size, mtime_ns, status, added_at) VALUES ('../../etc/passwd', 1, 1, 'error', 0)")
+    db.execute("INSERT INTO videos (path, size, mtime_ns, status, added_at) "
+               "VALUES ('../../etc/passwd', 1, 1, 'error', 0)")
     db.commit()
     db.close()
     with pytest.raises(UnsafePath, match="leaves the library root"):
@@ -295,7 +310,7 @@ def test_windows_cover_the_video_with_the_last_aligned_to_the_end(n_steps):
     assert covered.all()
     starts = [s for s, _ in ws]
     assert starts == sorted(set(starts))  # no duplicate windows
-    assert all(b - a <= 10 for a, b in zip(starts, starts[1:]))
+    assert all(b - a <= 10 for a, b in itertools.pairwise(starts))
 
 
 def test_windows_refuse_bad_arguments():
@@ -363,6 +378,7 @@ def test_removed_video_is_never_returned(tmp_path, large):
     assert not np.isin(video, [4, 7]).any()
     index.add(5, emb[4][:20])  # replacing a video's clips drops the old ones
     assert index.ntotal == 920 and (index.ids() >> 20 == 5).sum() == 20
+    assert index.video_ids() == set((index.ids() >> 20).tolist())
 
 
 def test_save_load_round_trip_and_reconcile(tmp_path):
@@ -407,7 +423,7 @@ def build_small_index(tmp_path: Path) -> tuple[Catalog, ClipIndex, dict[str, int
 
 
 def test_integrity_check_passes_then_finds_a_deleted_cache_file(tmp_path):
-    cat, clips, ids = build_small_index(tmp_path)
+    cat, _, ids = build_small_index(tmp_path)
     assert cat.integrity_check() == []
     FeatureCache(tmp_path / "idx").path(ids["b.mkv"]).unlink()
     problems = cat.integrity_check()
@@ -517,24 +533,29 @@ except IndexLocked as exc:
 """
 
 
+def try_lock(index_dir: Path) -> subprocess.CompletedProcess:
+    """Try to take the writer lock in another process (exit status 3: IndexLocked)."""
+    return subprocess.run([sys.executable, "-c", TRY_LOCK, str(index_dir)], capture_output=True, text=True,
+                          cwd=ROOT, check=False)
+
+
 def test_second_writer_gets_index_locked_with_the_pid(tmp_path):
     with WriterLock(tmp_path) as lock:
         assert lock.held
-        r = subprocess.run([sys.executable, "-c", TRY_LOCK, str(tmp_path)], capture_output=True, text=True, cwd=ROOT)
+        r = try_lock(tmp_path)
         assert r.returncode == 3, r.stderr
         assert f"pid {os.getpid()}" in r.stdout and "is locked" in r.stdout and "Searching does not need" in r.stdout
         with pytest.raises(IndexLocked) as err:  # a second lock in the same process too
             WriterLock(tmp_path).acquire()
         assert err.value.holder["pid"] == str(os.getpid())
-    r = subprocess.run([sys.executable, "-c", TRY_LOCK, str(tmp_path)], capture_output=True, text=True, cwd=ROOT)
+    r = try_lock(tmp_path)
     assert r.returncode == 0 and "acquired" in r.stdout
 
 
 def test_lock_of_a_killed_writer_is_free(tmp_path):
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom vidseek.index.lock import WriterLock\n"
-         "WriterLock(sys.argv[1]).acquire(); print('held', flush=True); time.sleep(60)", str(tmp_path)],
-        stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    hold = ("import sys, time\nfrom vidseek.index.lock import WriterLock\n"
+            "WriterLock(sys.argv[1]).acquire(); print('held', flush=True); time.sleep(60)")
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(tmp_path)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
     try:
         assert holder.stdout.readline().strip() == "held"
         with pytest.raises(IndexLocked, match=f"pid {holder.pid}"):
@@ -561,5 +582,5 @@ def test_index_package_imports_without_torch():
         "from vidseek.index import Catalog, ClipIndex, FeatureCache, WriterLock\n"
         "assert 'torch' not in sys.modules\n"
     )
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=False)
     assert r.returncode == 0, r.stderr

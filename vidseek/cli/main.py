@@ -9,6 +9,7 @@ from vidseek import __version__
 from vidseek.cli.eval_cmd import eval_cmd
 from vidseek.cli.export_cmd import export_cmd
 from vidseek.cli.features_cmd import features_cmd
+from vidseek.cli.index_cmd import index_cmd, info_cmd, search_cmd
 from vidseek.cli.synth_cmd import synth_cmd
 from vidseek.cli.train_cmd import predict_cmd, train_cmd
 
@@ -25,3 +26,6 @@ cli.add_command(eval_cmd)
 cli.add_command(synth_cmd)
 cli.add_command(export_cmd)
 cli.add_command(features_cmd)
+cli.add_command(index_cmd)
+cli.add_command(search_cmd)
+cli.add_command(info_cmd)

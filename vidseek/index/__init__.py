@@ -75,4 +75,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'vidseek.index' has no attribute {name!r}")
 
 
-__all__ = ["IndexStorageError", *_EXPORTS]
+__all__ = ["IndexStorageError", *_EXPORTS]  # noqa: PLE0604 (the keys are strings)

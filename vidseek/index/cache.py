@@ -12,8 +12,8 @@ import errno
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -133,7 +133,8 @@ class FeatureCache:
             raise CacheError(f"cache {self.kind} of video {video_id}: expected a non-empty (T, H) array, "
                              f"got shape {array.shape}")
         if not np.issubdtype(array.dtype, np.floating):
-            raise CacheError(f"cache {self.kind} of video {video_id}: expected floating point values, got {array.dtype}")
+            raise CacheError(f"cache {self.kind} of video {video_id}: expected floating point values, "
+                             f"got {array.dtype}")
         if not np.isfinite(array).all():
             raise CacheError(f"cache {self.kind} of video {video_id}: the array has NaN or inf values; "
                              "check the encoder output")

@@ -23,10 +23,11 @@ import os
 import sqlite3
 import stat
 import time
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from vidseek.index import IndexStorageError
 
@@ -105,10 +106,10 @@ def check_relative(path: str) -> str:
 
     >>> check_relative("a/./b.mp4")
     'a/b.mp4'
-    >>> check_relative("../etc/passwd")
+    >>> check_relative("../etc/passwd")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    vidseek.index.catalog.UnsafePath: catalog path '../etc/passwd' leaves the library root (absolute or with '..'); the catalog was edited or is corrupt: re-index with `vidseek index --rebuild`
+    vidseek.index.catalog.UnsafePath: catalog path '../etc/passwd' leaves the library root ...
     """
     text = str(path)
     pure = PurePosixPath(text)
@@ -201,17 +202,23 @@ class Catalog:
             else:
                 self.index_dir.mkdir(parents=True, exist_ok=True)
                 self._db = sqlite3.connect(self.path, isolation_level=None)
-            self._db.execute("PRAGMA busy_timeout = 10000")
-            self._open_schema()
         except sqlite3.Error as exc:
             raise _sql_error(exc, self.path, "open the catalog") from None
         except OSError as exc:
-            raise CatalogError(f"cannot open {self.path}: {exc.strerror or exc}; choose a writable --index folder") from None
+            raise CatalogError(f"cannot open {self.path}: {exc.strerror or exc}; "
+                               "choose a writable --index folder") from None
+        try:
+            self._db.execute("PRAGMA busy_timeout = 10000")
+            self._open_schema()
+        except BaseException as exc:
+            self._db.close()
+            if isinstance(exc, sqlite3.Error):
+                raise _sql_error(exc, self.path, "open the catalog") from None
+            raise
 
     def _open_schema(self) -> None:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
-            self._db.close()
             raise CatalogError(f"{self.path} has catalog schema version {version}, but this vidseek reads versions up "
                                f"to {SCHEMA_VERSION}: upgrade vidseek, or re-index with `vidseek index --rebuild`")
         if self.readonly:
@@ -220,11 +227,13 @@ class Catalog:
             return
         mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if mode.lower() != "wal":
-            raise CatalogError(f"{self.path}: SQLite cannot use WAL mode here (got {mode!r}); keep the index on a local "
-                               "disk (network file systems do not support it)")
+            raise CatalogError(f"{self.path}: SQLite cannot use WAL mode here (got {mode!r}); keep the index on "
+                               "a local disk (network file systems do not support it)")
         self._db.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: consistent after a crash
         if version == 0:
             with self._write("create the catalog") as db:  # tables and version in one transaction
+                if db.execute("PRAGMA user_version").fetchone()[0] != 0:
+                    return  # created meanwhile by another process
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         db.execute(statement)
@@ -444,7 +453,7 @@ class Catalog:
 
     def video(self, key: int | str) -> Video | None:
         """The row with this id (int) or catalog path (str), or None."""
-        column, value = ("id", int(key)) if isinstance(key, int) else ("path", check_relative(key))
+        column, value = ("path", check_relative(key)) if isinstance(key, str) else ("id", int(key))
         row = self._db.execute(f"SELECT {_COLUMNS} FROM videos WHERE {column} = ?", (value,)).fetchone()
         return None if row is None else Video(*row)
 
@@ -499,7 +508,8 @@ class Catalog:
         if stored is not None:
             dim, ids = stored
             if SETTING_DIM in settings and dim != settings[SETTING_DIM]:
-                problems.append(f"clips.faiss holds {dim}-d embeddings but the catalog says dim={settings[SETTING_DIM]}")
+                problems.append(f"clips.faiss holds {dim}-d embeddings but the catalog says "
+                                f"dim={settings[SETTING_DIM]}")
             video_ids, window_numbers = decode_ids(ids)
             known = {v.id for v in everything}
             unknown = sorted(set(video_ids.tolist()) - known)
@@ -510,7 +520,8 @@ class Catalog:
             for vid, count in n_windows.items():
                 mine = window_numbers[video_ids == vid]
                 if mine.size and mine.max() >= count:
-                    problems.append(f"clips.faiss has window {int(mine.max())} of video {vid}, which has {count} windows")
+                    problems.append(f"clips.faiss has window {int(mine.max())} of video {vid}, "
+                                    f"which has {count} windows")
         return problems
 
 

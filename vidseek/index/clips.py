@@ -11,6 +11,7 @@ every video's embeddings, so it can always be rebuilt.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -258,6 +259,7 @@ class ClipIndex:
         self.choice = self._wanted(0)
         self._index = _build(self.choice, self.dim)
         self._trained_on = 0  # vectors the IVF was trained with (0: not an IVF)
+        self._videos: set[int] | None = set()  # video ids in the index (None: recompute from the ids)
         self._gpu_index = None  # search copy on the GPU, dropped on every change
 
     # -- state --------------------------------------------------------------------------------
@@ -271,7 +273,9 @@ class ClipIndex:
 
     def video_ids(self) -> set[int]:
         """Ids of the videos that have clips in the index."""
-        return set(np.unique(self.ids() >> WINDOW_BITS).tolist())
+        if self._videos is None:
+            self._videos = set(np.unique(self.ids() >> WINDOW_BITS).tolist())
+        return set(self._videos)
 
     def _changed(self) -> None:
         self._gpu_index = None
@@ -306,6 +310,8 @@ class ClipIndex:
 
     def _add_vectors(self, vectors: np.ndarray, ids: np.ndarray) -> None:
         self._index.add_with_ids(np.ascontiguousarray(vectors, np.float32), np.ascontiguousarray(ids, np.int64))
+        if self._videos is not None:
+            self._videos.update(np.unique(ids >> WINDOW_BITS).tolist())
         self._changed()
 
     def remove_video(self, video_id: int) -> None:
@@ -313,7 +319,7 @@ class ClipIndex:
         ``forget`` (delete them once the catalog no longer lists the video)."""
         self.remove_videos([video_id])
 
-    def remove_videos(self, video_ids) -> None:
+    def remove_videos(self, video_ids: Iterable[int]) -> None:
         """Drop every clip of these videos (HNSW: one rebuild from the cache for all of them)."""
         present = self.video_ids()
         gone = sorted({int(v) for v in video_ids} & present)
@@ -336,9 +342,11 @@ class ClipIndex:
         doomed = np.ascontiguousarray(ids[np.isin(ids >> WINDOW_BITS, video_ids)])
         if doomed.size:
             self._index.remove_ids(faiss.IDSelectorBatch(doomed.size, faiss.swig_ptr(doomed)))
+            if self._videos is not None:
+                self._videos.difference_update(video_ids)
             self._changed()
 
-    def rebuild(self, video_ids=None) -> None:
+    def rebuild(self, video_ids: Iterable[int] | None = None) -> None:
         """Re-create the index from the stored embeddings of ``video_ids`` (default: the videos in
         the index now), with the structure ``choose_index`` picks for their count."""
         video_ids = sorted(self.video_ids() if video_ids is None else {int(v) for v in video_ids})
@@ -349,11 +357,12 @@ class ClipIndex:
         choice = self._wanted(len(vectors))
         self._index = _build(choice, self.dim, train=vectors if choice.kind == "ivf" else None)
         self.choice, self._trained_on = choice, len(vectors) if choice.kind == "ivf" else 0
+        self._videos = set()
         if len(vectors):
             self._add_vectors(vectors, ids)
         self._changed()
 
-    def reconcile(self, ok_video_ids) -> Reconciled:
+    def reconcile(self, ok_video_ids: Iterable[int]) -> Reconciled:
         """Make the index hold exactly the videos ``ok_video_ids`` (the catalog's ``ok`` videos) that
         have stored embeddings: drops the others, adds missing ones from the cache.
 
@@ -428,6 +437,7 @@ class ClipIndex:
                                  f"{self.dim}-d ones (another model?): re-index with `vidseek index --rebuild`")
         self._index, self.choice = index, _choice_of(index, self.gpu)
         self._trained_on = self.ntotal if self.choice.kind == "ivf" else 0
+        self._videos = None
         self._changed()
         return True
 

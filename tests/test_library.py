@@ -1,0 +1,148 @@
+"""Index a video folder and search it: `vidseek index`, `vidseek search`, `vidseek info` (mechanics).
+
+The bundle here is trained for a handful of steps, so these tests check the machinery (files,
+incremental updates, errors, torch-free search), not accuracy.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from vidseek.cli.main import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+ASSETS = ROOT.parent / "shared" / "assets" / "videos"
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("library")
+    syn = root / "syn"
+    assert invoke("synth", syn, "--videos", 6, "--min-duration", 10, "--max-duration", 12, "--no-progress",
+                  "--split", "0.7,0.3,0.0").exit_code == 0
+    small = [x for k in ("video_hidden", "query_hidden", "span_hidden", "mlp_hidden") for x in ("--set", f"{k}=16")]
+    r = invoke("train", "--model", "excl-clf-2b", "--dataset", "jsonl", "--annotations", syn / "train.jsonl",
+               "--val-annotations", syn / "val.jsonl", "--videos", syn / "videos", "--words", "learned",
+               "--out", root / "run", "--epochs", 1, "--max-len", 24, "--batch-size", 8, *small,
+               "--set", "retrieval_dim=16")
+    assert r.exit_code == 0, r.output
+    r = invoke("export", root / "run", "--out", root / "bundle")
+    assert r.exit_code == 0, r.output
+    library = root / "lib"
+    shutil.copytree(syn / "videos", library)
+    return root, library
+
+
+def test_index_search_info(world):
+    root, library = world
+    index = root / "idx"
+    r = invoke("index", library, "--index", index, "--model", root / "bundle", "--no-progress")
+    assert r.exit_code == 0, r.output
+    assert "6 new" in r.output and "indexed 6" in r.output and "errors 0" in r.output
+    r = invoke("search", "the person opens the door", "--index", index, "--top-k", 3, "--json")
+    assert r.exit_code == 0, r.output
+    moments = [json.loads(x) for x in r.output.splitlines()]
+    assert 1 <= len(moments) <= 3 and [m["rank"] for m in moments] == list(range(1, len(moments) + 1))
+    assert all(0 <= m["start"] <= m["end"] and m["video"].endswith(".mp4") for m in moments)
+    assert [m["score"] for m in moments] == sorted((m["score"] for m in moments), reverse=True)
+    one = moments[0]["video"]
+    r = invoke("search", "the person opens the door", "--index", index, "--video", one, "--json")
+    assert r.exit_code == 0 and {json.loads(x)["video"] for x in r.output.splitlines()} == {one}
+    r = invoke("info", "--index", index)
+    assert r.exit_code == 0 and "6 ok" in r.output and "integrity ok" in r.output
+    r = invoke("search", "   ", "--index", index)
+    assert r.exit_code == 2 and "is empty" in r.output
+
+
+def test_incremental_reindex_and_bad_files(world, tmp_path):
+    root, library = world
+    lib = tmp_path / "lib"
+    shutil.copytree(library, lib)
+    index = tmp_path / "idx"
+    assert invoke("index", lib, "--index", index, "--model", root / "bundle", "--no-progress").exit_code == 0
+    videos = sorted(lib.glob("*.mp4"))
+    shutil.copy(videos[0], lib / "added.mp4")  # new
+    shutil.copy(videos[2], videos[1])  # changed content
+    videos[3].unlink()  # deleted
+    (lib / "notes.mp4").write_text("not a video")  # corrupt
+    r = invoke("index", lib, "--index", index, "--model", root / "bundle", "--no-progress")
+    assert r.exit_code == 0, r.output
+    assert "2 new, 1 changed, 4 unchanged, 1 deleted" in r.output and "indexed 2" in r.output  # no re-encoding
+    assert "skipped notes.mp4" in r.output and "errors 1" in r.output
+    r = invoke("info", "--index", index)
+    assert "6 ok" in r.output and "1 error" in r.output and "notes.mp4" in r.output and "integrity ok" in r.output
+    r = invoke("index", lib, "--index", index, "--model", root / "bundle", "--no-progress")
+    assert "0 new, 0 changed" in r.output and "indexed 0" in r.output
+
+
+def test_index_built_with_another_bundle_is_refused(world, tmp_path):
+    root, library = world
+    other = tmp_path / "other"
+    shutil.copytree(root / "bundle", other)
+    meta = json.loads((other / "bundle.json").read_text())
+    (other / "tokenizer.json").write_text((other / "tokenizer.json").read_text().replace("<unk>", "<unk>", 1) + " ")
+    import hashlib
+
+    meta["files"]["tokenizer.json"] = hashlib.sha256((other / "tokenizer.json").read_bytes()).hexdigest()
+    (other / "bundle.json").write_text(json.dumps(meta))
+    index = tmp_path / "idx"
+    assert invoke("index", library, "--index", index, "--model", root / "bundle", "--no-progress").exit_code == 0
+    r = invoke("index", library, "--index", index, "--model", other, "--no-progress")
+    assert r.exit_code == 1
+    from vidseek.engine.bundle import load_bundle
+
+    for fp in (load_bundle(root / "bundle").fingerprint, load_bundle(other).fingerprint):
+        assert fp in r.output
+
+
+def test_bundle_without_retrieval_cannot_index(world, tmp_path):
+    root, library = world
+    syn = tmp_path / "s"
+    r = invoke("export", root / "run", "--out", tmp_path / "b", "--no-check")
+    meta = json.loads((tmp_path / "b" / "bundle.json").read_text())
+    meta["retrieval_dim"] = 0
+    (tmp_path / "b" / "bundle.json").write_text(json.dumps(meta))
+    r = invoke("index", library, "--index", syn, "--model", tmp_path / "b", "--no-progress")
+    assert r.exit_code == 1 and "no retrieval embedding" in r.output
+
+
+SEARCH_WITHOUT_TORCH = """
+import sys, json
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "transformers", "sentence_transformers") or name.startswith("vidseek.trainer"):
+            raise ImportError(name + " is blocked")
+sys.meta_path.insert(0, Block())
+from vidseek.cli.main import cli
+cli.main(["search", "someone waves", "--index", sys.argv[1], "--json", "--top-k", "2"])
+"""
+
+
+def test_search_runs_without_torch_or_the_trainer(world, tmp_path):
+    root, library = world
+    index = tmp_path / "idx"
+    assert invoke("index", library, "--index", index, "--model", root / "bundle", "--no-progress").exit_code == 0
+    r = subprocess.run([sys.executable, "-c", SEARCH_WITHOUT_TORCH, str(index)], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    assert len(r.stdout.strip().splitlines()) == 2
+
+
+@pytest.mark.skipif(not ASSETS.is_dir(), reason="needs ../shared/assets/videos (the real test clips)")
+def test_real_clips_index_without_errors(world, tmp_path):
+    root, _ = world
+    index = tmp_path / "idx"
+    r = invoke("index", ASSETS, "--index", index, "--model", root / "bundle", "--no-progress")
+    assert r.exit_code == 0, r.output
+    n = len([p for p in ASSETS.iterdir() if p.suffix in (".mp4", ".mkv", ".webm")])
+    assert f"indexed {n}" in r.output and "errors 0" in r.output

@@ -1,0 +1,117 @@
+"""Index a video folder with a bundle: decode, encode once per video, cache, embed clips. Torch-free.
+
+Follows the write protocol of ``vidseek.index`` (see its docstring), so a run killed at any point
+leaves an index that opens, passes its integrity check and is completed by the next run.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from vidseek.engine.bundle import load_bundle
+from vidseek.engine.grounder import Grounder
+from vidseek.index.cache import FeatureCache, remove_temporaries
+from vidseek.index.catalog import Catalog, IndexMismatch
+from vidseek.index.clips import ClipIndex, windows
+from vidseek.index.lock import WriterLock
+
+DEFAULT_WINDOW_S = 4.0  # clip window length, seconds
+DEFAULT_STRIDE_S = 2.0  # clip window stride (50% overlap)
+
+
+@dataclass
+class IndexReport:
+    plan: str  # what the scan found
+    indexed: list[str] = field(default_factory=list)
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    removed: int = 0
+    seconds: float = 0.0
+    video_seconds: float = 0.0
+
+    def summary(self) -> str:
+        rtf = self.video_seconds / self.seconds if self.seconds > 0 else 0.0
+        return (f"{self.plan}; indexed {len(self.indexed)} ({self.video_seconds:.0f} s of video in {self.seconds:.1f} s, "
+                f"{rtf:.1f}x real time), removed {self.removed}, errors {len(self.errors)}")
+
+
+def clip_embeddings(retrieval_steps: np.ndarray, rate: float, window_s: float, stride_s: float) -> tuple[np.ndarray, list]:
+    """(T, E) step projections -> (W, E) L2-normalised window embeddings and the windows (start, end) steps."""
+    wins = windows(len(retrieval_steps), rate, window_s, stride_s)
+    emb = np.stack([retrieval_steps[a:b].mean(0) for a, b in wins]).astype(np.float32)
+    emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+    return emb, wins
+
+
+def _check_bundle(bundle) -> None:
+    if not bundle.meta.get("retrieval_dim"):
+        raise ValueError(f"bundle {bundle.path} has no retrieval embedding, so it cannot index a library: "
+                         "train with --set retrieval_dim=256 and export again")
+    if not bundle.meta["features"].get("frame_encoder"):
+        raise ValueError(f"bundle {bundle.path} expects precomputed features (no frame encoder), so it cannot "
+                         "index video files: train with --videos (or on `vidseek features` output) and export again")
+
+
+def index_folder(video_dir: str | Path, index_dir: str | Path, bundle_dir: str | Path, backend: str = "onnxruntime",
+                 window_s: float = DEFAULT_WINDOW_S, stride_s: float = DEFAULT_STRIDE_S, progress: bool = True) -> IndexReport:
+    """Bring the index in `index_dir` up to date with the videos under `video_dir`."""
+    root, index_dir = Path(video_dir).resolve(), Path(index_dir)
+    bundle = load_bundle(bundle_dir)
+    _check_bundle(bundle)
+    grounder = Grounder(bundle, backend)
+    rate = float(bundle.meta["features"]["frame_encoder"]["rate"])
+    index_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    with WriterLock(index_dir), Catalog(index_dir) as catalog:
+        remove_temporaries(index_dir)
+        catalog.check_fingerprint(bundle.fingerprint)
+        catalog.check_settings(window_s=window_s, stride_s=stride_s, rate=rate, dim=bundle.meta["retrieval_dim"])
+        if catalog.root is not None and catalog.root != root:
+            raise IndexMismatch(f"index {index_dir} holds the library {catalog.root}, not {root}: "
+                                "give another --index for this folder")
+        catalog.update_settings(root=str(root), fingerprint=bundle.fingerprint, bundle=str(Path(bundle_dir).resolve()),
+                                window_s=window_s, stride_s=stride_s, rate=rate, dim=bundle.meta["retrieval_dim"])
+        states, clips = FeatureCache(index_dir, "states"), ClipIndex(index_dir, bundle.meta["retrieval_dim"])
+        clips.load()
+        clips.reconcile(v.id for v in catalog.videos("ok"))
+        plan = catalog.scan(root)
+        catalog.update_stat(plan.touched)
+        report = IndexReport(plan.summary())
+        # drop deleted and changed videos: clip index first, then catalog, then cache files
+        stale = [v.id for v in plan.deleted] + [f.video_id for f in plan.changed if f.video_id is not None]
+        clips.remove_videos(stale)
+        clips.save()
+        catalog.remove([v.path for v in plan.deleted])
+        for vid in stale:
+            states.remove(vid)
+            clips.forget(vid)
+        report.removed = len(plan.deleted)
+        for path, error in plan.unreadable:
+            catalog.record_error(path, error)
+            report.errors.append((path, error))
+        todo = plan.new + plan.changed
+        bar = tqdm(todo, desc="index", unit="video", disable=None if progress else True)
+        for file in bar:
+            vid = catalog.record_pending(file)
+            try:
+                feats, duration = grounder.video_features(root / file.path)
+                out = grounder.video_outputs(feats[None])
+                emb, _ = clip_embeddings(out["retrieval_steps"][0], rate, window_s, stride_s)
+                states.put(vid, out["video_states"][0].astype(np.float16))
+                clips.add(vid, emb)
+                catalog.record_ok(file, duration=duration, fps=rate, steps=len(feats))
+                report.indexed.append(file.path)
+                report.video_seconds += duration
+            except Exception as exc:  # one bad file never stops the library; its error is recorded
+                message = f"{type(exc).__name__}: {exc}"
+                catalog.record_error(file, message)
+                clips.remove_video(vid)
+                report.errors.append((file.path, message))
+            bar.set_postfix(rtf=f"{report.video_seconds / max(time.perf_counter() - t0, 1e-9):.1f}x")
+        clips.save()
+    report.seconds = time.perf_counter() - t0
+    return report
