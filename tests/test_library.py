@@ -146,3 +146,33 @@ def test_real_clips_index_without_errors(world, tmp_path):
     assert r.exit_code == 0, r.output
     n = len([p for p in ASSETS.iterdir() if p.suffix in (".mp4", ".mkv", ".webm")])
     assert f"indexed {n}" in r.output and "errors 0" in r.output
+
+
+def test_batch_search_and_vcmr_evaluation(world, tmp_path):
+    root, library = world
+    index = tmp_path / "idx"
+    assert invoke("index", library, "--index", index, "--model", root / "bundle", "--no-progress").exit_code == 0
+    queries = root / "syn" / "train.jsonl"
+    r = invoke("search", "--queries", queries, "--out", tmp_path / "lib.jsonl", "--index", index)
+    assert r.exit_code == 0, r.output
+    preds = [json.loads(x) for x in (tmp_path / "lib.jsonl").read_text().splitlines()]
+    assert preds and all(len(p["pred_moments"]) <= 10 and len(p["pred_moments"][0]) == 4 for p in preds)
+    r = invoke("eval", "--gt", queries, "--pred", tmp_path / "lib.jsonl", "--json")
+    assert r.exit_code == 0, r.output
+    assert set(json.loads(r.output)) == {"VCMR-R1@0.5", "VCMR-R1@0.7", "VCMR-R10@0.5", "VCMR-R10@0.7"}
+    r = invoke("search", "--queries", queries, "--out", tmp_path / "pv.jsonl", "--index", index, "--per-video")
+    assert r.exit_code == 0, r.output
+    r = invoke("eval", "--gt", queries, "--pred", tmp_path / "pv.jsonl", "--json")
+    assert r.exit_code == 0 and "MR-full-mAP" in json.loads(r.output)["brief"]
+    r = invoke("search", "--index", index)
+    assert r.exit_code == 2 and "give a QUERY" in r.output
+
+
+def test_vcmr_counts_the_right_video_only():
+    from vidseek.evaluation import vcmr_metrics
+
+    gt = [{"qid": "q1", "vid": "a", "relevant_windows": [[10, 20]]}, {"qid": "q2", "vid": "b", "relevant_windows": [[0, 4]]}]
+    preds = [{"qid": "q1", "pred_moments": [["a", 11, 20, 0.9]]},  # IoU 0.9, right video
+             {"qid": "q2", "pred_moments": [["a", 0, 4, 0.9]] + [["c", 0, 1, 0.1]] * 8 + [["b", 0, 3, 0.05]]}]  # rank 10, IoU 0.75
+    m = vcmr_metrics(gt, preds)
+    assert m == {"VCMR-R1@0.5": 50.0, "VCMR-R1@0.7": 50.0, "VCMR-R10@0.5": 100.0, "VCMR-R10@0.7": 100.0}

@@ -427,3 +427,42 @@ def _check_same_qids(gt_qids: set, pred_qids: set) -> None:
         "; ".join(parts) + ". Predictions must cover exactly the ground-truth queries: predict every "
         "query of the split you evaluate, and check that the ground-truth file is that split"
     )
+
+
+# --------------------------------------------------------------------------- library-wide (VCMR)
+
+VCMR_THRESHOLDS = (0.5, 0.7)
+VCMR_RANKS = (1, 10)
+
+
+def vcmr_metrics(ground_truth: list[dict[str, Any]], predictions: list[dict[str, Any]]) -> dict[str, float]:
+    """Video corpus moment retrieval, as TVR's evaluation counts it: a query is a hit at rank k and
+    IoU t when one of its first k predicted moments is in the right video and overlaps one of the
+    ground-truth windows with IoU >= t. Keys ``VCMR-R{k}@{t}`` in percent.
+
+    ground_truth: records with ``qid``, ``vid``, ``relevant_windows``; predictions: records with
+    ``qid`` and ``pred_moments`` ``[[vid, start, end, score], ...]`` best first.
+
+    >>> gt = [{"qid": 1, "vid": "a", "relevant_windows": [[0, 10]]}]
+    >>> vcmr_metrics(gt, [{"qid": 1, "pred_moments": [["b", 0, 10, 0.9], ["a", 1, 10, 0.8]]}])["VCMR-R1@0.5"]
+    0.0
+    >>> vcmr_metrics(gt, [{"qid": 1, "pred_moments": [["b", 0, 10, 0.9], ["a", 1, 10, 0.8]]}])["VCMR-R10@0.7"]
+    100.0
+    """
+    preds = {str(p["qid"]): p for p in predictions}
+    missing = [str(g["qid"]) for g in ground_truth if str(g["qid"]) not in preds]
+    if missing:
+        raise ValueError(f"{len(missing)} ground-truth queries have no prediction, e.g. qid {missing[0]}")
+    hits = {(k, t): 0 for k in VCMR_RANKS for t in VCMR_THRESHOLDS}
+    for g in ground_truth:
+        gt = np.asarray(g["relevant_windows"], np.float64).reshape(-1, 2)
+        best = []  # best IoU within the right video, per predicted rank
+        for moment in preds[str(g["qid"])].get("pred_moments", []):
+            vid, start, end = moment[0], float(moment[1]), float(moment[2])
+            best.append(float(temporal_iou(np.array([[start, end]]), gt).max()) if str(vid) == str(g["vid"]) else 0.0)
+        for k in VCMR_RANKS:
+            top = max(best[:k], default=0.0)
+            for t in VCMR_THRESHOLDS:
+                hits[(k, t)] += top >= t
+    n = max(len(ground_truth), 1)
+    return {f"VCMR-R{k}@{t}": round(100.0 * hits[(k, t)] / n, 2) for k in VCMR_RANKS for t in VCMR_THRESHOLDS}

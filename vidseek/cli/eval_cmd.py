@@ -21,11 +21,19 @@ def eval_cmd(gt_path: Path, pred_path: Path, as_json: bool) -> None:
     """Compute QVHighlights (Moment-DETR standalone_eval) and R1/mIoU grounding metrics.
 
     Each prediction line is {"qid": ..., "pred_relevant_windows": [[start, end, score], ...]},
-    best window first; every ground-truth qid needs exactly one prediction line.
+    best window first; every ground-truth qid needs exactly one prediction line. Library-wide
+    predictions from `vidseek search --queries` ({"qid", "pred_moments": [[vid, start, end, score], ...]})
+    are scored with the VCMR metrics (R1/R10 at IoU 0.5/0.7, right video required).
     """
-    from vidseek.evaluation import evaluate_files
+    from vidseek.evaluation import evaluate_files, load_jsonl, vcmr_metrics
 
     try:
+        preds = load_jsonl(pred_path)
+        if preds and "pred_moments" in preds[0]:
+            metrics = vcmr_metrics(load_jsonl(gt_path), preds)
+            click.echo(json.dumps(metrics, indent=2) if as_json else
+                       "\n".join(f"{k:16} {v:8.2f}" for k, v in metrics.items()))
+            return
         metrics = evaluate_files(gt_path, pred_path)
     except (ValueError, OSError) as err:
         raise click.ClickException(

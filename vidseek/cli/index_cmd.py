@@ -54,18 +54,34 @@ def index_cmd(video_dir, index_dir, bundle_dir, window_s, stride_s, backend, pro
 
 
 @click.command("search")
-@click.argument("query")
+@click.argument("query", required=False)
 @index_option
+@click.option("--queries", "queries_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Batch mode: a jsonl of queries (qid, query[, vid]); needs --out.")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), help="Batch mode: predictions jsonl.")
+@click.option("--per-video", is_flag=True, help="Batch mode: ground each query in its own `vid` (standalone_eval format).")
 @click.option("--top-k", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--candidates", type=click.IntRange(min=1), default=50, show_default=True, help="Clips retrieved before the head runs.")
 @click.option("--video", help="Search one indexed video only (its path as `vidseek info` lists it).")
 @click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
 @backend_option
-def search_cmd(query, index_dir, top_k, candidates, video, as_json, backend):
-    """Ranked moments for QUERY across the indexed library."""
+def search_cmd(query, index_dir, queries_path, out_path, per_video, top_k, candidates, video, as_json, backend):
+    """Ranked moments for QUERY across the indexed library (or every query of --queries, for `vidseek eval`)."""
     from vidseek.engine.grounder import QueryError
     from vidseek.engine.search import Searcher
 
+    if (query is None) == (queries_path is None):
+        raise click.UsageError("give a QUERY, or --queries Q.jsonl --out PRED.jsonl")
+    if queries_path is not None:
+        if out_path is None:
+            raise click.BadParameter("batch mode writes its predictions to --out", param_hint="--out")
+        try:
+            n = _batch(Searcher(index_dir or default_index(), backend=backend), queries_path, out_path, per_video,
+                       top_k, candidates)
+        except _errors() as exc:
+            raise click.ClickException(str(exc)) from exc
+        click.echo(f"{n} queries -> {out_path}")
+        return
     try:
         moments = Searcher(index_dir or default_index(), backend=backend).search(query, top_k, candidates, video)
     except QueryError as exc:
@@ -82,6 +98,31 @@ def search_cmd(query, index_dir, top_k, candidates, video, as_json, backend):
     click.echo(f"{'rank':>4}  {'score':>6}  {'start':>7}  {'end':>7}  file")
     for m in moments:
         click.echo(f"{m.rank:>4}  {m.score:6.3f}  {m.start:7.2f}  {m.end:7.2f}  {m.video}")
+
+
+def _batch(searcher, queries_path: Path, out_path: Path, per_video: bool, top_k: int, candidates: int) -> int:
+    """Search every query of a jsonl; library-wide lines carry pred_moments [[vid, start, end, score]],
+    --per-video lines pred_relevant_windows [[start, end, score]] within the query's own video."""
+    from tqdm import tqdm
+
+    from vidseek.atomic import atomic_write_text
+    from vidseek.evaluation import load_jsonl
+
+    by_vid = {Path(v.path).stem: v.path for v in searcher.videos.values()}
+    lines = []
+    for rec in tqdm(load_jsonl(queries_path), desc="search", unit="query", disable=None):
+        if per_video:
+            if rec.get("vid") not in by_vid:
+                raise ValueError(f"query {rec.get('qid')!r}: its video {rec.get('vid')!r} is not indexed")
+            moments = searcher.search(rec["query"], top_k, candidates, video=by_vid[rec["vid"]])
+            lines.append({"qid": rec["qid"], "query": rec["query"], "vid": rec["vid"],
+                          "pred_relevant_windows": [[m.start, m.end, m.score] for m in moments]})
+        else:
+            moments = searcher.search(rec["query"], top_k, candidates)
+            lines.append({"qid": rec["qid"], "query": rec["query"],
+                          "pred_moments": [[Path(m.video).stem, m.start, m.end, m.score] for m in moments]})
+    atomic_write_text(out_path, "".join(json.dumps(x) + "\n" for x in lines))
+    return len(lines)
 
 
 @click.command("info")
