@@ -316,3 +316,34 @@ def test_plpnet_regression_loss_is_smooth_l1_by_hand():
     _, parts = model.loss(out, batch)
     # item 0: 0.5*0.1^2 + 0.5*0.1^2 = 0.01; item 1: 0 + 0.5*0.5^2 = 0.125 -> mean 0.0675
     assert parts["reg"] == pytest.approx(0.0675)
+
+
+# ---- native-rate crops --------------------------------------------------------------------------
+
+
+def test_crops_hold_the_target_at_the_native_rate():
+    samples, store = make_toy(30, seed=3)
+    data = MomentDataset(samples, store, 24, crop="random", seed=0)
+    for i in range(len(samples)):
+        item, s = data[i], samples[i]
+        total = len(store[s.vid])
+        n = int(item["mask"].sum())
+        assert n == min(24, total) and item["video"].shape == (24, 16) and not item["video"][n:].any()
+        assert item["duration"] == pytest.approx(n * s.duration / total)  # native rate kept
+        # the target, mapped back to video seconds, is the ground truth (clipped to the crop)
+        start = item["offset"] + item["span"][0] * item["duration"]
+        end = item["offset"] + item["span"][1] * item["duration"]
+        gs, ge = s.windows[0]
+        assert start == pytest.approx(max(gs, item["offset"]), abs=1e-4)
+        assert end == pytest.approx(min(ge, item["offset"] + item["duration"]), abs=1e-4)
+        offset_steps = item["offset"] * total / s.duration
+        np.testing.assert_allclose(item["video"][:n], store[s.vid][round(offset_steps):round(offset_steps) + n])
+
+
+def test_crop_training_predicts_in_video_seconds(tmp_path):
+    torch.set_num_threads(1)
+    tr, store = make_toy(80, seed=0)
+    featurizer = LearnedWords.build([s.query for s in tr], dim=16)
+    cfg = TrainConfig(epochs=1000, batch_size=16, lr=3e-3, length=32, patience=1000, max_steps=250, sampler="random", crop=True)
+    best = train("excl-clf-2b", tr, tr, store, featurizer, tmp_path, cfg, small("excl-clf-2b"), progress=False)
+    assert best["metrics"]["R1@0.5"] >= 80.0, best  # scored against the ground truth in video seconds

@@ -95,10 +95,12 @@ def split_by_video(samples, fraction: float, seed: int):
 @click.option("--clusters", type=click.IntRange(min=1), default=1000, show_default=True, help="K of the clustering sampler.")
 @click.option("--max-steps", type=int, help="Stop after this many optimiser steps.")
 @click.option("--skip-missing", is_flag=True, help="Leave out queries whose video has no features (default: error).")
+@click.option("--crop", is_flag=True, help="Train on native-rate crops of at most --max-len steps instead of resampling "
+              "whole videos: the time scale library search runs the head at.")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Model setting, e.g. --set dim=256 --set dropout=0.2.")
 def train_cmd(model_name, dataset, annotations, features, video_dir, frame_encoder, rate, out_dir, val_annotations, val_fraction, durations, words,
               epochs, batch_size, lr, seed, device, length, n_phrases, patience, sampler, clusters, max_steps,
-              skip_missing, settings):
+              skip_missing, crop, settings):
     """Train a grounding model; keeps the best checkpoint (by validation R1@0.5) in --out."""
     need_torch("training")
     _check_device(device)
@@ -137,7 +139,7 @@ def train_cmd(model_name, dataset, annotations, features, video_dir, frame_encod
                                               "dim": meta.get("dim"), "spec": meta.get("spec")}
         featurizer = make_featurizer(words, [s.query for s in train_s], device=device)
         cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, length=length,
-                          patience=patience, sampler=sampler, clusters=clusters, max_steps=max_steps)
+                          patience=patience, sampler=sampler, clusters=clusters, max_steps=max_steps, crop=crop)
         click.echo(f"{model_name}: {len(train_s)} training and {len(val_s)} validation queries, "
                    f"features of dim {store.dim}, words {words} (dim {featurizer.dim})", err=True)
         best = train(model_name, train_s, val_s, store, featurizer, out_dir, cfg, overrides,

@@ -91,6 +91,13 @@ class FrameStore:
         for vid in tqdm(sorted(set(vids)), desc="decode", disable=None if progress else True, leave=False):
             self.frames(vid)
 
+    def n_steps(self, vid: str) -> int:
+        return len(self.frames(vid))
+
+    def window(self, vid: str, a: int | None, b: int | None) -> np.ndarray:
+        """Native-rate steps a..b, preprocessed: (n, 3, H, W) float32."""
+        return preprocess(self.frames(vid)[a:b], self.spec)
+
     def sample(self, vid: str, length: int) -> np.ndarray:
         """(length, 3, H, W) float32: the frame nearest each of `length` equal bins, preprocessed."""
         frames = self.frames(vid)

@@ -37,6 +37,7 @@ class TrainConfig:
     clusters: int = 1000  # K of the clustering sampler (paper: 1000 Charades-STA, 3000 ActivityNet)
     max_steps: int | None = None  # stop after this many optimiser steps (quick runs and tests)
     eval_batch_size: int = 64
+    crop: bool = False  # native-rate crops of at most `length` steps instead of resampling (library search)
 
     def resolved(self, model_name: str) -> "TrainConfig":
         family = "plpnet" if model_name == "plpnet" else "excl"
@@ -68,12 +69,16 @@ def decode_batch(model_name: str, out: dict[str, torch.Tensor], batch: dict, k: 
     lengths = batch["video_mask"].sum(1).tolist()
     preds = []
     for i, s in enumerate(batch["samples"]):
-        windows = decode_windows(model_name, {key: v[i] for key, v in out.items()}, s.duration, lengths[i], k)
+        dur, off = batch["durations"][i], batch["offsets"][i]
+        windows = decode_windows(model_name, {key: v[i] for key, v in out.items()}, dur, lengths[i], k)
+        windows = [[round(a + off, 4), round(b + off, 4), p] for a, b, p in windows]
         rec = {"qid": s.qid, "query": s.query, "vid": s.vid, "pred_relevant_windows": windows}
         if phrases and model_name == "plpnet":
             rec["pred_phrases"] = decode_phrases(
-                out["phrase_spans"][i], out["word_att"][i], out["phrase_weights"][i], batch["word_tokens"][i], s.duration
+                out["phrase_spans"][i], out["word_att"][i], out["phrase_weights"][i], batch["word_tokens"][i], dur
             )
+            for p in rec["pred_phrases"]:
+                p["span"] = [round(p["span"][0] + off, 4), round(p["span"][1] + off, 4)]
         preds.append(rec)
     return preds
 
@@ -132,8 +137,8 @@ def train(
     set_seed(cfg.seed)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    train_set = MomentDataset(train_samples, store, cfg.length, skip_missing)
-    val_set = MomentDataset(val_samples, store, cfg.length, skip_missing)
+    train_set = MomentDataset(train_samples, store, cfg.length, skip_missing, "random" if cfg.crop else None, cfg.seed)
+    val_set = MomentDataset(val_samples, store, cfg.length, skip_missing, "center" if cfg.crop else None)
     dims = {"video_dim": int(store.dim), "word_dim": int(featurizer.dim)}
     if isinstance(featurizer, LearnedWords):
         dims["vocab_size"] = len(featurizer.vocab)

@@ -1,4 +1,5 @@
-"""Training samples as tensors: video features resampled to L steps, span targets, attention tags."""
+"""Training samples as tensors: video features resampled to L steps (or native-rate crops of at most
+L steps), span targets, attention tags."""
 
 from __future__ import annotations
 
@@ -18,7 +19,12 @@ class MomentDataset(torch.utils.data.Dataset):
     naming it (or, with ``skip_missing=True``, a counted skip with one warning).
     """
 
-    def __init__(self, samples, store, length: int = 128, skip_missing: bool = False):
+    def __init__(self, samples, store, length: int = 128, skip_missing: bool = False, crop: str | None = None,
+                 seed: int = 0):
+        """crop: None resamples every video to `length` steps (the papers' setting); "random" / "center"
+        keep the features' own rate and cut a window of at most `length` steps holding the target
+        (randomly placed for training, centred for evaluation), the time scale the library search
+        runs the head at."""
         missing = sorted({s.vid for s in samples if s.vid not in store})
         if missing and not skip_missing:
             raise FileNotFoundError(
@@ -32,6 +38,9 @@ class MomentDataset(torch.utils.data.Dataset):
         if not self.samples:
             raise ValueError("no training samples left: none of the annotated videos has features")
         self.store, self.length = store, length
+        if crop not in (None, "random", "center"):
+            raise ValueError(f"crop must be None, 'random' or 'center', got {crop!r}")
+        self.crop, self.rng = crop, np.random.default_rng(seed)
         self._video_cache: dict[str, np.ndarray] = {}
 
     def __len__(self) -> int:
@@ -45,8 +54,43 @@ class MomentDataset(torch.utils.data.Dataset):
             self._video_cache[vid] = resample_features(self.store[vid].astype(np.float32), self.length)
         return self._video_cache[vid]
 
+    def _native(self, vid: str, a: int | None = None, b: int | None = None) -> np.ndarray:
+        """Native-rate steps a..b of a video: features (n, D), or preprocessed frames (n, 3, H, W)."""
+        if hasattr(self.store, "window"):
+            return self.store.window(vid, a, b)
+        return self.store[vid][a:b].astype(np.float32)
+
+    def _crop_item(self, s) -> dict:
+        total = self._native_len(s.vid)
+        rate = total / s.duration
+        gs, ge = seconds_to_index(s.windows[0], s.duration, total)
+        n = min(self.length, total)
+        lo, hi = max(0, ge + 1 - n), min(gs, total - n)
+        if lo > hi:  # the moment is longer than a crop: keep its start
+            lo = hi = min(gs, total - n)
+        c = int(self.rng.integers(lo, hi + 1)) if self.crop == "random" else (lo + hi) // 2
+        offset, dur = c / rate, n / rate
+        video = np.zeros((self.length,) + self._native(s.vid, 0, 1).shape[1:], np.float32)
+        video[:n] = self._native(s.vid, c, c + n)
+        mask = np.arange(self.length) < n
+        start = min(max(s.windows[0][0] - offset, 0.0), dur)
+        end = min(max(s.windows[0][1] - offset, start), dur)
+        i_s, i_e = seconds_to_index((start, max(end, start + 1e-6)), dur, n)
+        tags = np.zeros(self.length, np.float32)
+        for ws, we in s.windows:
+            if we > offset and ws < offset + dur:
+                a, b = seconds_to_index((max(ws - offset, 0.0), min(we - offset, dur)), dur, n)
+                tags[a : b + 1] = 1.0
+        return {"video": video, "mask": mask, "span": np.array([start / dur, end / dur], np.float32),
+                "start_idx": i_s, "end_idx": i_e, "tags": tags, "sample": s, "duration": dur, "offset": offset}
+
+    def _native_len(self, vid: str) -> int:
+        return self.store.n_steps(vid) if hasattr(self.store, "n_steps") else len(self.store[vid])
+
     def __getitem__(self, i: int) -> dict:
         s = self.samples[i]
+        if self.crop:
+            return self._crop_item(s)
         n, d = self.length, s.duration
         start, end = s.windows[0]
         i_s, i_e = seconds_to_index((start, end), d, n)
@@ -61,15 +105,20 @@ class MomentDataset(torch.utils.data.Dataset):
             "end_idx": i_e,
             "tags": tags,
             "sample": s,
+            "mask": np.ones(n, bool),
+            "duration": d,
+            "offset": 0.0,
         }
 
 
 def collate(items: list[dict]) -> dict:
-    """Stack a list of dataset items into a batch (all videos share the resampled length)."""
+    """Stack a list of dataset items into a batch (every item has `length` steps, crops padded and masked)."""
     video = torch.from_numpy(np.stack([it["video"] for it in items]))
     return {
         "video": video,
-        "video_mask": torch.ones(video.shape[:2], dtype=torch.bool),
+        "video_mask": torch.from_numpy(np.stack([it["mask"] for it in items])),
+        "durations": [it["duration"] for it in items],  # seconds the steps cover (a crop's, or the video's)
+        "offsets": [it["offset"] for it in items],  # where those seconds start in the video
         "span": torch.from_numpy(np.stack([it["span"] for it in items])),
         "start_idx": torch.tensor([it["start_idx"] for it in items]),
         "end_idx": torch.tensor([it["end_idx"] for it in items]),
