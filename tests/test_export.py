@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +12,7 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from blocking import run_blocked
 from vidseek.cli.main import cli
 from vidseek.engine.bundle import BundleError, load_bundle
 from vidseek.engine.registry import graphs_for
@@ -115,11 +114,6 @@ def test_tampered_newer_or_unsafe_bundles_are_refused(bundle_dir):
 
 TORCH_FREE_GROUNDING = """
 import sys, json
-class Block:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("torch", "transformers", "sentence_transformers"):
-            raise ImportError(name + " is blocked")
-sys.meta_path.insert(0, Block())
 import numpy as np
 from vidseek.engine.bundle import load_bundle
 from vidseek.engine.grounder import Grounder
@@ -132,8 +126,7 @@ print(json.dumps(g.ground(feats, "person opens the door", duration=20.0, k=3)["w
 
 def test_engine_grounds_with_torch_blocked_and_agrees_with_pytorch(bundle_dir, tmp_path):
     feats_path = tmp_path / "feats.npy"
-    r = subprocess.run([sys.executable, "-c", TORCH_FREE_GROUNDING, str(bundle_dir), str(feats_path)],
-                       capture_output=True, text=True, cwd=ROOT)
+    r = run_blocked(TORCH_FREE_GROUNDING, str(bundle_dir), str(feats_path))
     assert r.returncode == 0, r.stderr
     windows = json.loads(r.stdout.strip().splitlines()[-1])
     from vidseek.trainer.data.dataset import MomentDataset  # noqa: F401  (the PyTorch path below)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from click.testing import CliRunner
 
+from blocking import run_blocked
 from vidseek.cli.main import cli
 from vidseek.engine.bundle import load_bundle
 from vidseek.export.parity import check_parity
@@ -69,11 +68,6 @@ def test_bundle_has_the_frame_encoder_with_parity(run_dir, tmp_path):
 
 SEARCH_VIDEO_WITHOUT_TORCH = """
 import sys, json
-class Block:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("torch", "transformers", "sentence_transformers"):
-            raise ImportError(name + " is blocked")
-sys.meta_path.insert(0, Block())
 from vidseek.engine.bundle import load_bundle
 from vidseek.engine.grounder import Grounder
 g = Grounder(load_bundle(sys.argv[1]))
@@ -86,8 +80,7 @@ print(json.dumps({"shape": list(feats.shape), "duration": duration,
 def test_video_file_to_moments_without_torch(run_dir, library, tmp_path):
     CliRunner().invoke(cli, ["export", str(run_dir), "--out", str(tmp_path / "bundle"), "--no-check"])
     video = sorted((library / "videos").glob("*.mp4"))[0]
-    r = subprocess.run([sys.executable, "-c", SEARCH_VIDEO_WITHOUT_TORCH, str(tmp_path / "bundle"), str(video)],
-                       capture_output=True, text=True, cwd=ROOT)
+    r = run_blocked(SEARCH_VIDEO_WITHOUT_TORCH, str(tmp_path / "bundle"), str(video))
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout.strip().splitlines()[-1])
     manifest = json.loads((library / "manifest.json").read_text())

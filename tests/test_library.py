@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+from blocking import run_blocked
 from vidseek.cli.main import cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -118,12 +117,7 @@ def test_bundle_without_retrieval_cannot_index(world, tmp_path):
 
 
 SEARCH_WITHOUT_TORCH = """
-import sys, json
-class Block:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("torch", "transformers", "sentence_transformers") or name.startswith("vidseek.trainer"):
-            raise ImportError(name + " is blocked")
-sys.meta_path.insert(0, Block())
+import sys
 from vidseek.cli.main import cli
 cli.main(["search", "someone waves", "--index", sys.argv[1], "--json", "--top-k", "2"])
 """
@@ -133,7 +127,7 @@ def test_search_runs_without_torch_or_the_trainer(world, tmp_path):
     root, library = world
     index = tmp_path / "idx"
     assert invoke("index", library, "--index", index, "--model", root / "bundle", "--no-progress").exit_code == 0
-    r = subprocess.run([sys.executable, "-c", SEARCH_WITHOUT_TORCH, str(index)], capture_output=True, text=True, cwd=ROOT)
+    r = run_blocked(SEARCH_WITHOUT_TORCH, str(index))
     assert r.returncode == 0, r.stderr
     assert len(r.stdout.strip().splitlines()) == 2
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import tomllib
+
+from blocking import run_blocked
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,18 +19,8 @@ def test_core_dependencies_do_not_pull_torch():
     assert meta["scripts"]["vidseek"] == "vidseek.cli.main:cli"
 
 
-BLOCK_TORCH = """
-import sys
-class Block:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("torch", "sentence_transformers", "transformers") or name.startswith("vidseek.trainer"):
-            raise ImportError(f"{name} is blocked in this test")
-sys.meta_path.insert(0, Block())
-"""
-
-
-def run_without_torch(code: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", BLOCK_TORCH + code], capture_output=True, text=True, cwd=ROOT)
+def run_without_torch(code: str):
+    return run_blocked(code)
 
 
 def test_shared_core_runtime_and_cli_help_run_without_torch_or_the_trainer():

@@ -14,7 +14,8 @@ class BundleError(Exception):
     """A bundle that cannot be used as it is; the message says what and how to fix it."""
 
 
-def _sha256(path: Path) -> str:
+def sha256(path: Path) -> str:
+    """Hex sha256 of a file's bytes."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -89,7 +90,7 @@ def load_bundle(path: str | Path, verify: bool = True) -> Bundle:
             file = _inside(root, name)
             if not file.is_file():
                 raise BundleError(f"bundle {root} is missing {name}; re-export it with `vidseek export`")
-            actual = _sha256(file)
+            actual = sha256(file)
             if actual != digest:
                 raise BundleError(
                     f"{file} does not match bundle.json (sha256 {actual[:12]}… != {digest[:12]}…): the file was "

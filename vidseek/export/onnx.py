@@ -8,7 +8,6 @@ BUNDLE/
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 import warnings
@@ -21,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vidseek import __version__
-from vidseek.engine.bundle import BUNDLE_FORMAT_VERSION
+from vidseek.engine.bundle import BUNDLE_FORMAT_VERSION, sha256
 from vidseek.engine.registry import GraphSpec, graphs_for, model_family
 from vidseek.atomic import atomic_write_text
 from vidseek.trainer.checkpoint import Run, load_run
@@ -144,14 +143,6 @@ class GraphReport:
     file: str
     seconds: float
     bytes: int
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _dummy_inputs(spec: GraphSpec, run: Run, module: nn.Module) -> tuple:
