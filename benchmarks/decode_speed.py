@@ -20,17 +20,9 @@ import sys
 import time
 from pathlib import Path
 
+from machine import cpu_name  # benchmarks/machine.py (scripts run from this folder)
+
 ASSETS = Path(__file__).resolve().parents[1].parent / "shared" / "assets" / "videos"
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def naive_sample(path: Path, rate: float, size):
@@ -96,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     if not videos:
         print(f"no videos given and none found in {ASSETS}", file=sys.stderr)
         return 1
-    print(f"# decode speed: {_cpu_name()}, {os.cpu_count()} logical CPUs, python {platform.python_version()}, "
+    print(f"# decode speed: {cpu_name()}, {os.cpu_count()} logical CPUs, python {platform.python_version()}, "
           f"rate {args.rate:g} steps/s, median of {args.runs} runs after 1 warm-up")
     print(f"{'file':40s} {'src':>9s} {'sec':>5s} {'steps':>5s} {'size':>7s} {'backend':>7s} "
           f"{'median s':>8s} {'steps/s':>8s} {'x real':>7s} {'vs naive':>8s}")

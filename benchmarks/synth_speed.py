@@ -19,15 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from machine import cpu_name  # benchmarks/machine.py (scripts run from this folder)
 
 
 def time_one(seed: int, index: int, config, out: Path) -> dict:
@@ -78,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = [time_one(args.seed, i, config, Path(tmp)) for i in range(args.videos)]
     speed = [r["duration"] / r["total"] for r in rows]
     video_s = sum(r["duration"] for r in rows)
-    print(f"machine: {_cpu_name()}, 1 core, Python {platform.python_version()}")
+    print(f"machine: {cpu_name()}, 1 core, Python {platform.python_version()}")
     print(f"settings: {w}x{h} @ {args.fps:g} fps, {args.min_duration:g}-{args.max_duration:g} s videos, "
           f"{config.container} crf {config.crf}")
     print(f"{len(rows)} videos, {video_s:.0f} s of video")

@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import click
 
 
 def need_torch(what: str) -> None:
     """A clear error, not a traceback, when a torch-only command runs on the core (runtime) install."""
     try:
-        import torch  # noqa: F401
-    except ImportError:
-        raise click.ClickException(f"{what} needs PyTorch: pip install 'vidseek[train]' (install torch first)") from None
+        missing = importlib.util.find_spec("torch") is None
+    except ImportError:  # a broken or blocked installation
+        missing = True
+    if missing:
+        raise click.ClickException(f"{what} needs PyTorch: pip install 'vidseek[train]' (install torch first)")
+
+
+def check_device(device: str, what: str) -> None:
+    """--device checked before any work (torch is imported by the trainer, not here)."""
+    need_torch(what)
+    from vidseek.trainer.device import check_device as check
+
+    try:
+        check(device)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--device") from None

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from vidseek.cli.common import need_torch
+from vidseek.cli.common import check_device
 
 
 def _encoder_help() -> str:
@@ -38,8 +38,7 @@ def features_cmd(video_dir: Path, choice: str, out_dir: Path, rate: float, batch
     Videos already in --out are kept (unless --overwrite); a video that fails to decode is reported
     and skipped. Exits non-zero only when every video fails.
     """
-    need_torch("feature extraction")
-    import torch
+    check_device(device, "feature extraction")
     from tqdm.auto import tqdm
 
     from vidseek.trainer.encoders import build_frame_encoder
@@ -49,17 +48,10 @@ def features_cmd(video_dir: Path, choice: str, out_dir: Path, rate: float, batch
     if not videos:
         raise click.ClickException(f"no video files in {video_dir} (looked for .mp4, .mkv, .webm, .avi, .mov ...)")
     try:
-        torch_device = torch.device(device)
-    except RuntimeError as e:
-        raise click.BadParameter(f"{device!r} is not a torch device ({e}); use cpu, cuda or cuda:N",
-                                 param_hint="--device") from None
-    if torch_device.type == "cuda" and not torch.cuda.is_available():
-        raise click.BadParameter("CUDA is not available to this torch build; use --device cpu", param_hint="--device")
-    try:
         encoder = build_frame_encoder(choice)
     except (ValueError, OSError) as e:
         raise click.BadParameter(str(e), param_hint="--encoder") from None
-    encoder.to(torch_device)
+    encoder.to(device)
     if choice == "builtin":
         click.echo("note: --encoder builtin without a checkpoint uses the CNN's seeded untrained weights; "
                    "pass builtin:CKPT.safetensors for trained ones")

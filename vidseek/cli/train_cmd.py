@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from vidseek.cli.common import need_torch
+from vidseek.cli.common import check_device
 
 from vidseek.engine.registry import MODEL_NAMES
 
@@ -27,13 +27,6 @@ def _parse_settings(pairs: tuple[str, ...]) -> dict:
         except json.JSONDecodeError:
             out[key] = value
     return out
-
-
-def _check_device(device: str) -> None:
-    import torch
-
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise click.BadParameter(f"{device!r} requested but PyTorch sees no CUDA GPU; use --device cpu", param_hint="--device")
 
 
 def _read(dataset: str, path: Path, durations: Path | None):
@@ -102,8 +95,7 @@ def train_cmd(model_name, dataset, annotations, features, video_dir, frame_encod
               epochs, batch_size, lr, seed, device, length, n_phrases, patience, sampler, clusters, max_steps,
               skip_missing, crop, settings):
     """Train a grounding model; keeps the best checkpoint (by validation R1@0.5) in --out."""
-    need_torch("training")
-    _check_device(device)
+    check_device(device, "training")
     from vidseek.trainer.train import TrainConfig, train
     from vidseek.trainer.words import make_featurizer
 
@@ -164,8 +156,7 @@ def train_cmd(model_name, dataset, annotations, features, video_dir, frame_encod
 @click.option("--skip-missing", is_flag=True, help="Leave out queries whose video has no features.")
 def predict_cmd(run_dir, annotations, features, out_path, dataset, durations, top_k, with_phrases, batch_size, device, skip_missing):
     """Predict moments for every query of an annotation file, in the format `vidseek eval` scores."""
-    need_torch("prediction")
-    _check_device(device)
+    check_device(device, "prediction")
     from vidseek.atomic import atomic_write_text
     from vidseek.trainer.checkpoint import load_run
     from vidseek.trainer.data.dataset import MomentDataset

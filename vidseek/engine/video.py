@@ -43,6 +43,8 @@ it an error with ``warnings.simplefilter("error", VideoDecodeWarning)``. A trunc
 
 from __future__ import annotations
 
+import contextlib
+
 import logging
 import math
 import os
@@ -639,10 +641,8 @@ def _pyav_chunks(src: _Source, centres: np.ndarray, size: tuple[int, int], chunk
                     return
                 except av.FFmpegError as e:  # data ends in a partial packet: drain the decoder
                     errors.append(_first_line(e))
-                    try:
+                    with contextlib.suppress(av.FFmpegError):  # best effort: what the decoder still holds
                         yield from stream.codec_context.decode(None)
-                    except av.FFmpegError:
-                        pass
                     return
                 try:
                     yield from packet.decode()

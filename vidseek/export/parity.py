@@ -28,13 +28,14 @@ def _known_queries(g: Grounder) -> list[str]:
     """QUERIES the bundle's tokenizer can read, or a query made of its own vocabulary (tiny learned vocabularies)."""
     from vidseek.engine.grounder import QueryError
 
-    known = []
-    for q in QUERIES:
+    def readable(q: str) -> bool:
         try:
             g.tokenize([q])
-            known.append(q)
         except QueryError:
-            pass
+            return False
+        return True
+
+    known = [q for q in QUERIES if readable(q)]
     if not known:
         vocab = [w for w, _ in sorted(g.tokenizer.get_vocab().items(), key=lambda kv: kv[1]) if not w.startswith("<")]
         known = [" ".join(vocab[:5]), " ".join(vocab[5:8]) or vocab[0]]

@@ -19,7 +19,7 @@ from vidseek.engine.session import BackendUnavailable, _check, _cudart
 
 
 class PrecisionUnsupported(RuntimeError):
-    pass
+    """The GPU cannot run the requested precision fast; never silently downgraded."""
 
 
 # Axis ranges (min, opt, max) of the optimisation profiles; "time" opt/max follow the bundle's length L.

@@ -8,6 +8,8 @@ clip embeddings ``(windows, E)`` from which the FAISS index is rebuilt. Files ar
 
 from __future__ import annotations
 
+import contextlib
+
 import errno
 import os
 import re
@@ -39,9 +41,8 @@ def _fsync_dir(folder: Path) -> None:
     except OSError:
         return
     try:
-        os.fsync(fd)
-    except OSError:
-        pass
+        with contextlib.suppress(OSError):  # some file systems cannot fsync a folder
+            os.fsync(fd)
     finally:
         os.close(fd)
 

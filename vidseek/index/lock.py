@@ -9,6 +9,8 @@ write to it. POSIX only (vidseek's index runs on Linux and macOS).
 
 from __future__ import annotations
 
+import contextlib
+
 import fcntl
 import os
 import socket
@@ -87,11 +89,9 @@ class WriterLock:
             raise StorageWriteError(f"cannot lock {self.path}: {exc.strerror or exc}; the file system may not "
                                     "support flock (keep the index on a local disk)") from exc
         since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime())
-        try:  # who holds it, for the message a second writer gets; the lock works without it
+        with contextlib.suppress(OSError):  # who holds it, for the message a second writer gets; the lock works without it
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"pid={os.getpid()}\nhost={socket.gethostname()}\nsince={since}\n".encode(), 0)
-        except OSError:
-            pass
         self._fd = fd
         return self
 

@@ -16,6 +16,8 @@ array read later is checked against it. Resampling to a fixed length is
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import os
 from pathlib import Path
 
@@ -45,7 +47,7 @@ def _as_time_by_dim(array: np.ndarray, where: str) -> np.ndarray:
     return np.asarray(array, dtype=np.float32)
 
 
-class FeatureStore:
+class FeatureStore(ABC):
     """Read-only mapping ``vid -> (T, D) float32`` over one of the supported layouts.
 
     Subclasses implement ``_read(vid)`` (the raw array) and ``_where(vid)`` (a file description
@@ -95,11 +97,13 @@ class FeatureStore:
             )
         return array
 
+    @abstractmethod
     def _read(self, vid: str) -> np.ndarray:
-        raise NotImplementedError
+        """The raw array of `vid` (each layout reads its own files)."""
 
+    @abstractmethod
     def _where(self, vid: str) -> str:
-        raise NotImplementedError
+        """Where `vid` is stored, for error messages."""
 
 
 class NpyFolderStore(FeatureStore):
