@@ -7,6 +7,7 @@ replaces the target with ``os.replace``: readers see the old file or the new one
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Callable
@@ -19,9 +20,26 @@ def _default_mode() -> int:
     return 0o666 & ~umask
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp_path)`` to produce the content, then move it onto ``path`` atomically."""
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename in `folder` durable (best effort: some file systems cannot fsync a folder)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp_path)`` to produce the content, then move it onto ``path`` atomically.
+
+    A crash leaves at most a ``.<name>.*.tmp`` file beside `path`; an error leaves `path` as it was.
+    """
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
@@ -33,6 +51,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _fsync_dir(path.parent)
+    return path
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

@@ -8,16 +8,15 @@ clip embeddings ``(windows, E)`` from which the FAISS index is rebuilt. Files ar
 
 from __future__ import annotations
 
-import contextlib
 
 import errno
-import os
 import re
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
+from vidseek.atomic import atomic_write as write_atomically
 
 from vidseek.index import IndexStorageError
 
@@ -34,40 +33,17 @@ class StorageWriteError(IndexStorageError):
     """A write that failed (disk full, read-only folder, permissions); the previous file is intact."""
 
 
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename in ``folder`` durable (a no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        with contextlib.suppress(OSError):  # some file systems cannot fsync a folder
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
-    """Create or replace ``path`` atomically: ``write(tmp)`` fills a temporary file next to it,
-    which is fsynced and renamed over ``path`` with ``os.replace``.
+    """Create or replace ``path`` atomically (``vidseek.atomic.atomic_write``): ``write(tmp)`` fills a
+    temporary file next to it, which is fsynced and renamed over ``path`` with ``os.replace``.
 
     Readers see the old file or the new one, never a partial one; after a crash at most a
     ``.<name>.*.tmp`` file is left (``remove_temporaries`` deletes them). An OSError (disk full,
     read-only folder) becomes a ``StorageWriteError`` and leaves the previous file untouched.
     """
     path = Path(path)
-    tmp: Path | None = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        tmp = Path(name)
-        write(tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        tmp = None
-        _fsync_dir(path.parent)
+        return write_atomically(path, write)  # the one mechanism, vidseek.atomic
     except OSError as exc:
         reason = errno.errorcode.get(exc.errno, "") if exc.errno else ""
         hint = {
@@ -81,10 +57,6 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
             f"could not write {path}: {exc.strerror or exc} ({reason or type(exc).__name__}); "
             f"the previous {path.name} (if any) is unchanged; {hint}, then re-run"
         ) from exc
-    finally:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
-    return path
 
 
 def remove_temporaries(folder: str | Path) -> int:

@@ -4,6 +4,7 @@ L steps), span targets, attention tags."""
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -41,7 +42,8 @@ class MomentDataset(torch.utils.data.Dataset):
         if crop not in (None, "random", "center"):
             raise ValueError(f"crop must be None, 'random' or 'center', got {crop!r}")
         self.crop, self.rng = crop, np.random.default_rng(seed)
-        self._video_cache: dict[str, np.ndarray] = {}
+        self._video_cache: dict[str, np.ndarray] = {}  # resampled (L, D) per video
+        self._native_cache: dict[str, np.ndarray] = {}  # native-rate (T, D) per video, for crops
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -54,14 +56,18 @@ class MomentDataset(torch.utils.data.Dataset):
             self._video_cache[vid] = resample_features(self.store[vid].astype(np.float32), self.length)
         return self._video_cache[vid]
 
-    def _native(self, vid: str, a: int | None = None, b: int | None = None) -> np.ndarray:
-        """Native-rate steps a..b of a video: features (n, D), or preprocessed frames (n, 3, H, W)."""
+    def _native(self, vid: str) -> tuple[int, Callable[[int, int], np.ndarray]]:
+        """A video's native-rate length and a reader of its steps a..b: features (n, D), read from the
+        store once and kept, or frames preprocessed on the fly (n, 3, H, W; the store keeps them decoded)."""
         if hasattr(self.store, "window"):
-            return self.store.window(vid, a, b)
-        return self.store[vid][a:b].astype(np.float32)
+            return self.store.n_steps(vid), lambda a, b: self.store.window(vid, a, b)
+        if vid not in self._native_cache:
+            self._native_cache[vid] = self.store[vid].astype(np.float32)
+        feats = self._native_cache[vid]
+        return len(feats), lambda a, b: feats[a:b]
 
     def _crop_item(self, s) -> dict:
-        total = self._native_len(s.vid)
+        total, steps = self._native(s.vid)
         rate = total / s.duration
         gs, ge = seconds_to_index(s.windows[0], s.duration, total)
         n = min(self.length, total)
@@ -70,8 +76,9 @@ class MomentDataset(torch.utils.data.Dataset):
             lo = hi = min(gs, total - n)
         c = int(self.rng.integers(lo, hi + 1)) if self.crop == "random" else (lo + hi) // 2
         offset, dur = c / rate, n / rate
-        video = np.zeros((self.length,) + self._native(s.vid, 0, 1).shape[1:], np.float32)
-        video[:n] = self._native(s.vid, c, c + n)
+        window = steps(c, c + n)
+        video = np.zeros((self.length,) + window.shape[1:], np.float32)
+        video[:n] = window
         mask = np.arange(self.length) < n
         start = min(max(s.windows[0][0] - offset, 0.0), dur)
         end = min(max(s.windows[0][1] - offset, start), dur)
@@ -83,9 +90,6 @@ class MomentDataset(torch.utils.data.Dataset):
                 tags[a : b + 1] = 1.0
         return {"video": video, "mask": mask, "span": np.array([start / dur, end / dur], np.float32),
                 "start_idx": i_s, "end_idx": i_e, "tags": tags, "sample": s, "duration": dur, "offset": offset}
-
-    def _native_len(self, vid: str) -> int:
-        return self.store.n_steps(vid) if hasattr(self.store, "n_steps") else len(self.store[vid])
 
     def __getitem__(self, i: int) -> dict:
         s = self.samples[i]
