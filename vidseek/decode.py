@@ -22,9 +22,9 @@ def span_log_probs(start_logits: np.ndarray, end_logits: np.ndarray, length: int
     start_logits, end_logits: (T,) scores of one sequence whose first ``length`` steps are valid.
     Returns (length, length). This is ExCL's eqs. 2-4: argmax of S_start(i) + S_end(j), i <= j.
 
-    >>> lp = span_log_probs(np.array([0., 5., 0.]), np.array([5., 0., 0.]))
-    >>> np.unravel_index(np.argmax(lp), lp.shape)
-    (np.int64(1), np.int64(1))
+    >>> lp = span_log_probs(np.array([0., 5., 0.]), np.array([0., 0., 5.]))
+    >>> tuple(int(i) for i in np.unravel_index(np.argmax(lp), lp.shape))
+    (1, 2)
     """
     n = len(start_logits) if length is None else int(length)
     if n < 1:
@@ -162,12 +162,77 @@ def decode_phrases(
     return out
 
 
+SIMILARITY_SMOOTH = 3  # zero-shot: steps of the centred moving average (0.6 s at 5 steps/s)
+SIMILARITY_ALPHA = 0.5  # zero-shot: the span threshold lies this far from the curve's median to its peak
+
+
+def smooth_curve(curve: np.ndarray, width: int = SIMILARITY_SMOOTH) -> np.ndarray:
+    """Centred moving average over ``width`` steps (odd); near the ends, over the steps that exist.
+
+    >>> smooth_curve(np.array([0., 3., 0., 0.]), 3).tolist()
+    [1.5, 1.0, 1.0, 0.0]
+    """
+    if width < 1 or width % 2 == 0:
+        raise ValueError(f"the smoothing width must be an odd number of steps >= 1, got {width}")
+    x = np.asarray(curve, np.float64)
+    kernel = np.ones(width)
+    return np.convolve(x, kernel, "same") / np.convolve(np.ones_like(x), kernel, "same")
+
+
+def similarity_span(curve: np.ndarray, smooth: int = SIMILARITY_SMOOTH,
+                    alpha: float = SIMILARITY_ALPHA) -> tuple[int, int, float]:
+    """Zero-shot span of a frame-query similarity curve (T,): ``(first step, last step inclusive, peak)``.
+
+    The rule: smooth the curve with a centred moving average of ``smooth`` steps (``smooth_curve``);
+    the peak is the smoothed maximum (the first on ties); the threshold is
+    ``median + alpha * (peak - median)`` of the smoothed curve; the span is the contiguous run of
+    steps around the peak whose smoothed similarity stays at or above the threshold. A flat curve
+    (peak = median) gives the whole curve. The returned peak is the smoothed maximum, the span's
+    confidence.
+
+    >>> curve = np.array([0.1, 0.1, 0.2, 0.8, 0.9, 0.85, 0.2, 0.1, 0.1])
+    >>> similarity_span(curve, smooth=1)  # median 0.2, threshold 0.55
+    (3, 5, 0.9)
+    >>> similarity_span(np.array([0.2, 0.2, 0.3, 0.3, 0.7, 0.2, 0.3, 0.3, 0.2]))  # a one-step spike is flattened
+    (3, 5, 0.4333)
+    """
+    x = np.asarray(curve, np.float64)
+    if x.ndim != 1 or len(x) == 0:
+        raise ValueError(f"expected a non-empty 1-d similarity curve, got shape {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("the similarity curve has non-finite values")
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    s = smooth_curve(x, min(smooth, 2 * ((len(x) - 1) // 2) + 1))  # a window no wider than the curve
+    peak = int(np.argmax(s))
+    threshold = np.median(s) + alpha * (s[peak] - np.median(s))
+    below = s < threshold - 1e-12  # the tolerance keeps a flat curve whole despite rounding
+    left = peak - int(np.argmax(below[:peak][::-1])) if below[:peak].any() else 0
+    right = peak + int(np.argmax(below[peak:])) - 1 if below[peak:].any() else len(s) - 1
+    return left, right, round(float(s[peak]), 4)
+
+
+def decode_similarity(similarity: np.ndarray, duration: float, length: int | None = None) -> list[list[float]]:
+    """Zero-shot: the span of the first ``length`` steps of a similarity curve, in seconds, scored by its peak.
+
+    >>> decode_similarity(np.array([0.1, 0.1, 0.2, 0.8, 0.9, 0.85, 0.2, 0.1, 0.1, 0.0]), 9.0, 9)
+    [[3.0, 6.0, 0.85]]
+    """
+    n = len(similarity) if length is None else int(length)
+    i, j, peak = similarity_span(np.asarray(similarity)[:n])
+    s, e = index_to_seconds((i, j), duration, n)
+    return [[round(s, 4), round(e, 4), peak]]
+
+
 def decode_windows(model_name: str, out: dict[str, np.ndarray], duration: float, length: int, k: int = 10) -> list[list[float]]:
     """Ranked windows in seconds for ONE item's outputs (PyTorch or any runtime), by model family.
 
-    out holds that item's arrays: start_logits/end_logits (T,) for ExCL, span (2,) and frame_att (T,) for PLPNet.
+    out holds that item's arrays: start_logits/end_logits (T,) for ExCL, span (2,) and frame_att (T,) for PLPNet,
+    similarity (T,) for the zero-shot CLIP model (``clip-zero-shot`` in ``vidseek.engine.registry``).
     """
     if model_name == "plpnet":
         return decode_regression(out["span"], out["frame_att"], duration, length)
+    if model_name == "clip-zero-shot":
+        return decode_similarity(out["similarity"], duration, length)
     objective = model_name.split("-")[1]
     return decode_start_end(out["start_logits"], out["end_logits"], duration, length, objective, k)

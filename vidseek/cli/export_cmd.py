@@ -1,4 +1,5 @@
-"""`vidseek export`: a trained run -> a bundle of ONNX graphs (and TensorRT engines on a GPU)."""
+"""`vidseek export`: a trained run -> a bundle of ONNX graphs (and TensorRT engines on a GPU), or a
+CLIP model -> a zero-shot bundle (`--clip ID_OR_PATH OUT_DIR`)."""
 
 from __future__ import annotations
 
@@ -29,17 +30,38 @@ def _load_calib(path: Path | None) -> dict | None:
     return data
 
 
+def _status(report) -> None:
+    """One line per exported graph."""
+    click.echo(f"  {report.file:22} {report.seconds:6.1f} s  {report.bytes / 1e6:8.2f} MB")
+
+
 @click.command("export")
-@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True, help="Bundle folder to write.")
+@click.argument("run_dir", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Bundle folder to write.")
+@click.option("--clip", "clip_source", metavar="ID_OR_PATH",
+              help="Export this CLIP model (hub id or local folder) as a zero-shot bundle instead of a run: "
+                   "`vidseek export --clip ID_OR_PATH OUT_DIR`.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="onnx", show_default=True)
 @click.option("--fp16", is_flag=True, help="TensorRT: build FP16 engines (fails if the GPU has no fast FP16).")
 @click.option("--int8", is_flag=True, help="TensorRT: build INT8 engines calibrated on --calib.")
 @click.option("--calib", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="INT8 calibration inputs (.npz of GRAPH.INPUT arrays).")
 @click.option("--opset", type=click.IntRange(14, 20), default=17, show_default=True, help="ONNX opset.")
 @click.option("--check/--no-check", default=True, show_default=True, help="Measure every graph against PyTorch after export.")
-def export_cmd(run_dir, out_dir, fmt, fp16, int8, calib, opset, check):
-    """Export RUN_DIR (from `vidseek train`) to a bundle: separate video encoder, text encoder and head graphs."""
+def export_cmd(run_dir, out_dir, clip_source, fmt, fp16, int8, calib, opset, check):
+    """Export RUN_DIR (from `vidseek train`) to a bundle: separate video encoder, text encoder and head graphs.
+
+    With --clip ID_OR_PATH, export a CLIP model as a zero-shot bundle (its image and text towers, no
+    trained head) into OUT_DIR, for `vidseek index --model OUT_DIR` on machines without PyTorch.
+    """
+    if clip_source is not None:
+        _export_clip(clip_source, run_dir, out_dir, fmt, fp16 or int8 or calib is not None, opset, check)
+        return
+    if run_dir is None:
+        raise click.UsageError("give the RUN_DIR to export (with --out BUNDLE_DIR), or --clip ID_OR_PATH OUT_DIR")
+    if not run_dir.is_dir():
+        raise click.BadParameter(f"directory {str(run_dir)!r} does not exist", param_hint="RUN_DIR")
+    if out_dir is None:
+        raise click.BadParameter("the bundle folder to write is required", param_hint="--out")
     if fp16 and int8:
         raise click.BadParameter("choose one of --fp16 and --int8", param_hint="--int8")
     if (fp16 or int8) and fmt != "tensorrt":
@@ -58,12 +80,9 @@ def export_cmd(run_dir, out_dir, fmt, fp16, int8, calib, opset, check):
     from vidseek.export.onnx import export_bundle
     from vidseek.trainer.checkpoint import load_run
 
-    def status(report):
-        click.echo(f"  {report.file:22} {report.seconds:6.1f} s  {report.bytes / 1e6:8.2f} MB")
-
     try:
         click.echo(f"exporting {run_dir} -> {out_dir} (ONNX opset {opset})")
-        export_bundle(run_dir, out_dir, opset, on_graph=status)
+        export_bundle(run_dir, out_dir, opset, on_graph=_status)
         bundle = load_bundle(out_dir)
         click.echo(f"  tokenizer.json, bundle.json (fingerprint {bundle.fingerprint})")
         if check:
@@ -86,3 +105,30 @@ def export_cmd(run_dir, out_dir, fmt, fp16, int8, calib, opset, check):
             click.echo(f"TensorRT {precision} engines in {folder}")
     except (OSError, ValueError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+def _export_clip(source: str, positional: Path | None, out_dir: Path | None, fmt: str, tensorrt_options: bool,
+                 opset: int, check: bool) -> None:
+    """`vidseek export --clip ID_OR_PATH OUT_DIR`: a zero-shot bundle, parity-checked unless --no-check."""
+    if positional is not None and out_dir is not None:
+        raise click.UsageError("with --clip give the bundle folder once: `vidseek export --clip ID_OR_PATH OUT_DIR`")
+    out = positional or out_dir
+    if out is None:
+        raise click.UsageError("give the bundle folder to write: `vidseek export --clip ID_OR_PATH OUT_DIR`")
+    if fmt != "onnx" or tensorrt_options:
+        raise click.BadParameter("a zero-shot CLIP bundle is exported as ONNX only; run it on TensorRT with "
+                                 "`--backend onnxruntime-tensorrt`", param_hint="--format")
+    need_torch("export")
+    from vidseek.engine.bundle import load_bundle
+    from vidseek.export.clip import export_clip_bundle
+
+    try:
+        click.echo(f"exporting CLIP {source} -> {out} (zero-shot bundle, ONNX opset {opset})")
+        meta = export_clip_bundle(source, out, opset, on_graph=_status, check=check)
+        bundle = load_bundle(out)
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"  tokenizer.json, bundle.json (fingerprint {bundle.fingerprint})")
+    if meta["parity"]:
+        click.echo("parity vs PyTorch (max |diff|): " + "  ".join(f"{k} {v:.1e}" for k, v in meta["parity"].items()))
+    click.echo(f"index videos with it: vidseek index VIDEO_DIR --model {out}")

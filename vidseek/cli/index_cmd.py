@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import click
@@ -12,8 +11,10 @@ from vidseek.engine.registry import BACKENDS
 
 
 def default_index() -> Path:
-    """$VIDSEEK_INDEX, else ./.vidseek"""
-    return Path(os.environ.get("VIDSEEK_INDEX", ".vidseek"))
+    """$VIDSEEK_INDEX, else ./.vidseek (as ``vidseek.Index``)."""
+    from vidseek.engine.api import default_index_dir
+
+    return default_index_dir()
 
 
 index_option = click.option("--index", "index_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -21,6 +22,14 @@ index_option = click.option("--index", "index_dir", type=click.Path(file_okay=Fa
 backend_option = click.option("--backend", type=click.Choice(list(BACKENDS)), default="onnxruntime", show_default=True)
 
 USER_ERRORS = (OSError, ValueError, RuntimeError)
+
+
+def _shown(text: str) -> str:
+    """Text safe to print: a file name that is not UTF-8 shows its odd bytes as \\xNN instead of
+    crashing the output (``vidseek.index.catalog.printable``)."""
+    from vidseek.index.catalog import printable
+
+    return printable(str(text))
 
 
 def _errors():
@@ -33,23 +42,32 @@ def _errors():
 @click.command("index")
 @click.argument("video_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @index_option
-@click.option("--model", "bundle_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
-              help="Bundle folder from `vidseek export` (with a frame encoder and a retrieval embedding).")
+@click.option("--model", "model", default="builtin", show_default=True, metavar="builtin|BUNDLE_DIR|clip:ID_OR_PATH",
+              help="builtin: the bundle shipped with vidseek; BUNDLE_DIR: a bundle from `vidseek export`; "
+                   "clip:ID_OR_PATH: a CLIP model (hub id or folder) used zero-shot, exported once into the cache "
+                   "(needs PyTorch that once).")
 @click.option("--window", "window_s", type=click.FloatRange(min=0.5), default=4.0, show_default=True, help="Clip window, seconds.")
 @click.option("--stride", "stride_s", type=click.FloatRange(min=0.25), default=2.0, show_default=True, help="Clip stride, seconds.")
 @backend_option
 @click.option("--progress/--no-progress", default=True, show_default=True)
-def index_cmd(video_dir, index_dir, bundle_dir, window_s, stride_s, backend, progress):
+def index_cmd(video_dir, index_dir, model, window_s, stride_s, backend, progress):
     """Index VIDEO_DIR (recursively): new and changed videos are encoded once, deleted ones dropped."""
+    from vidseek.engine.models import recreatable, resolve_model
     from vidseek.index.builder import index_folder
 
     index_dir = index_dir or default_index()
+
+    def exporting(source: str, folder: Path) -> None:
+        click.echo(f"exporting CLIP {source} as a zero-shot bundle into {folder} (once)", err=True)
+
     try:
-        report = index_folder(video_dir, index_dir, bundle_dir, backend, window_s, stride_s, progress)
+        bundle_dir = resolve_model(model, on_export=exporting)
+        report = index_folder(video_dir, index_dir, bundle_dir, backend, window_s, stride_s, progress,
+                              model=recreatable(model))
     except _errors() as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise click.ClickException(_shown(exc)) from exc
     for path, error in report.errors:
-        click.echo(f"  skipped {path}: {error}", err=True)
+        click.echo(f"  skipped {_shown(path)}: {_shown(error)}", err=True)
     click.echo(f"{index_dir}: {report.summary()}")
 
 
@@ -63,18 +81,21 @@ def index_cmd(video_dir, index_dir, bundle_dir, window_s, stride_s, backend, pro
 @click.option("--top-k", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--candidates", type=click.IntRange(min=1), default=50, show_default=True, help="Clips retrieved before the head runs.")
 @click.option("--video", help="Search one indexed video only (its path as `vidseek info` lists it).")
+@click.option("--phrases", is_flag=True, help="PLPNet bundles: also show the span of each phrase of the query.")
 @click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
 @backend_option
-def search_cmd(query, index_dir, queries_path, out_path, per_video, top_k, candidates, video, as_json, backend):
+def search_cmd(query, index_dir, queries_path, out_path, per_video, top_k, candidates, video, phrases, as_json, backend):
     """Ranked moments for QUERY across the indexed library (or every query of --queries, for `vidseek eval`)."""
     from vidseek.engine.grounder import QueryError
-    from vidseek.engine.search import Searcher
+    from vidseek.engine.search import PhrasesUnavailable, Searcher
 
     if (query is None) == (queries_path is None):
         raise click.UsageError("give a QUERY, or --queries Q.jsonl --out PRED.jsonl")
     if queries_path is not None:
         if out_path is None:
             raise click.BadParameter("batch mode writes its predictions to --out", param_hint="--out")
+        if phrases:
+            raise click.BadParameter("--phrases applies to a single QUERY, not to --queries", param_hint="--phrases")
         try:
             n = _batch(Searcher(index_dir or default_index(), backend=backend), queries_path, out_path, per_video,
                        top_k, candidates)
@@ -83,9 +104,12 @@ def search_cmd(query, index_dir, queries_path, out_path, per_video, top_k, candi
         click.echo(f"{n} queries -> {out_path}")
         return
     try:
-        moments = Searcher(index_dir or default_index(), backend=backend).search(query, top_k, candidates, video)
+        with Searcher(index_dir or default_index(), backend=backend) as searcher:
+            moments = searcher.search(query, top_k, candidates, video, phrases=phrases)
     except QueryError as exc:
         raise click.BadParameter(str(exc), param_hint="QUERY") from None
+    except PhrasesUnavailable as exc:
+        raise click.BadParameter(str(exc), param_hint="--phrases") from None
     except _errors() as exc:
         raise click.ClickException(str(exc)) from exc
     if as_json:
@@ -97,7 +121,9 @@ def search_cmd(query, index_dir, queries_path, out_path, per_video, top_k, candi
         return
     click.echo(f"{'rank':>4}  {'score':>6}  {'start':>7}  {'end':>7}  file")
     for m in moments:
-        click.echo(f"{m.rank:>4}  {m.score:6.3f}  {m.start:7.2f}  {m.end:7.2f}  {m.video}")
+        click.echo(f"{m.rank:>4}  {m.score:6.3f}  {m.start:7.2f}  {m.end:7.2f}  {_shown(m.video)}")
+        for p in m.phrases or ():
+            click.echo(f"{'':>14}{p['start']:7.2f}  {p['end']:7.2f}    phrase {p['text']!r} (weight {p['weight']:.2f})")
 
 
 def _batch(searcher, queries_path: Path, out_path: Path, per_video: bool, top_k: int, candidates: int) -> int:
@@ -140,13 +166,14 @@ def info_cmd(index_dir):
             problems = cat.integrity_check()
     except _errors() as exc:
         raise click.ClickException(str(exc)) from exc
+    model = f", --model {settings['model']}" if settings.get("model") else ""
     click.echo(f"index    {index_dir}\nlibrary  {settings.get('root')}\nbundle   {settings.get('bundle')} "
-               f"(fingerprint {settings.get('fingerprint')})\nclips    {settings.get('window_s')} s windows every "
+               f"(fingerprint {settings.get('fingerprint')}{model})\nclips    {settings.get('window_s')} s windows every "
                f"{settings.get('stride_s')} s, {settings.get('rate')} steps/s, {settings.get('dim')}-d embeddings")
     click.echo("videos   " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
     total = sum(v.duration or 0 for v in videos if v.status == "ok")
     click.echo(f"duration {total:.0f} s indexed")
     for v in videos:
         if v.status == "error":
-            click.echo(f"  error  {v.path}: {v.error}")
-    click.echo("integrity ok" if not problems else "integrity problems:\n  " + "\n  ".join(problems))
+            click.echo(f"  error  {_shown(v.path)}: {_shown(v.error)}")
+    click.echo("integrity ok" if not problems else "integrity problems:\n  " + "\n  ".join(map(_shown, problems)))

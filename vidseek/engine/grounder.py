@@ -76,16 +76,32 @@ class Grounder:
         return self.video_outputs(features, mask)["video_states"]
 
     def video_outputs(self, features: np.ndarray, mask: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        """features (B, T, D) -> {"video_states" (B, T, H)[, "retrieval_steps" (B, T, E)]}."""
+        """features (B, T, D) -> {"video_states" (B, T, H)[, "retrieval_steps" (B, T, E)]}.
+
+        A zero-shot bundle has no video encoder: its states and retrieval steps are both the
+        L2-normalised frame embeddings (zero at masked steps).
+        """
         features = np.asarray(features, np.float32)
         if features.shape[-1] != self.bundle.feature_dim:
             raise ValueError(f"features have dim {features.shape[-1]} but bundle {self.bundle.path} expects "
                              f"{self.bundle.feature_dim}: use the bundle's frame encoder")
         mask = np.ones(features.shape[:2], bool) if mask is None else mask.astype(bool)
+        if self.bundle.zero_shot:
+            norms = np.maximum(np.linalg.norm(features, axis=-1, keepdims=True), 1e-12)
+            steps = np.where(mask[..., None], features / norms, 0.0).astype(np.float32)
+            return {"video_states": steps, "retrieval_steps": steps}
         return self.sessions["video_encoder"].run({"features": features, "video_mask": mask})
 
     def head(self, states: np.ndarray, mask: np.ndarray, text: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """states (B, T, H), mask (B, T), text outputs with batch B (or 1, broadcast)."""
+        """states (B, T, H), mask (B, T), text outputs with batch B (or 1, broadcast).
+
+        A zero-shot bundle's "head" is the cosine similarity of each step with the query:
+        {"similarity" (B, T)}, 0 at masked steps.
+        """
+        if self.bundle.zero_shot:
+            query = np.asarray(text["retrieval"], np.float32)
+            sim = np.einsum("bte,be->bt", np.asarray(states, np.float32), np.broadcast_to(query, (len(states), query.shape[-1])))
+            return {"similarity": np.where(mask.astype(bool), sim, 0.0).astype(np.float32)}
         key = "phrases" if self.model_name == "plpnet" else "sentence"
         t = text[key]
         if t.shape[0] == 1 and states.shape[0] > 1:
@@ -94,13 +110,17 @@ class Grounder:
 
     # ---- single-video grounding ------------------------------------------------------------------
     def ground(self, features: np.ndarray, query: str, duration: float, k: int = 10, phrases: bool = False) -> dict:
-        """Ground one query in one video's (T, D) features, resampled to the bundle's length as in training."""
-        feats = resample_features(np.asarray(features, np.float32), self.bundle.length)[None]
+        """Ground one query in one video's (T, D) features, resampled to the bundle's length as in training
+        (a zero-shot bundle reads them at their own rate, without resampling)."""
+        feats = np.asarray(features, np.float32)
+        if not self.bundle.zero_shot:
+            feats = resample_features(feats, self.bundle.length)
+        feats = feats[None]
         mask = np.ones(feats.shape[:2], bool)
         text = self.encode_text([query])
         out = self.head(self.encode_video(feats, mask), mask, text)
         item = {k_: v[0] for k_, v in out.items()}
-        result = {"query": query, "windows": decode_windows(self.model_name, item, duration, self.bundle.length, k)}
+        result = {"query": query, "windows": decode_windows(self.model_name, item, duration, feats.shape[1], k)}
         if phrases and self.model_name == "plpnet":
             result["phrases"] = decode_phrases(item["phrase_spans"], text["word_att"][0], item["phrase_weights"],
                                                text["tokens"][0], duration)

@@ -3,6 +3,12 @@
 A grounding model is cut into four graphs. The video side (frame_encoder, video_encoder) runs once
 per video at index time; the query side (text_encoder, head) runs per query. Each graph's inputs
 and outputs are named here, per model family, so nothing is picked by position.
+
+A zero-shot CLIP bundle (model ``clip-zero-shot``, family ``zero-shot``) has two graphs only: the
+CLIP image tower as frame_encoder and the CLIP text tower as text_encoder, whose one output is the
+L2-normalised query embedding ``retrieval``. It has no video_encoder and no head: the engine
+normalises the frame embeddings itself and finds spans in the frame-query similarity curve
+(``vidseek.decode.similarity_span``).
 """
 
 from __future__ import annotations
@@ -20,11 +26,14 @@ class GraphSpec:
 
 
 EXCL_NAMES = tuple(f"excl-{o}-{v}{p}" for o in ("clf", "reg") for v in "12" for p in "abc")
-MODEL_NAMES = EXCL_NAMES + ("plpnet",)
+MODEL_NAMES = EXCL_NAMES + ("plpnet",)  # the trainable models
+ZERO_SHOT_MODEL = "clip-zero-shot"  # a CLIP model used as it is, without a trained head (never trained)
 
 
 def model_family(model_name: str) -> str:
-    """'excl' or 'plpnet' from a registry model name."""
+    """'excl', 'plpnet' or 'zero-shot' from a registry model name."""
+    if model_name == ZERO_SHOT_MODEL:
+        return "zero-shot"
     return "plpnet" if model_name == "plpnet" else "excl"
 
 
@@ -42,6 +51,8 @@ _TEXT = {
                         {**_TEXT_IN, "word_features": ("batch", "words", ""), "sentence": ("batch", ""),
                          "phrases": ("batch", "", ""), "word_att": ("batch", "", "words")}),
 }
+_ZERO_SHOT_TEXT = GraphSpec("text_encoder", "query", ("input_ids", "attention_mask"), ("retrieval",),
+                            {**_TEXT_IN, "retrieval": ("batch", "")})
 _HEAD_IN = {"video_states": ("batch", "time", ""), "video_mask": ("batch", "time")}
 _HEAD = {
     "excl": GraphSpec("head", "query", ("video_states", "video_mask", "sentence"), ("start_logits", "end_logits"),
@@ -66,8 +77,13 @@ def graphs_for(model_name: str, with_frame_encoder: bool, retrieval: bool = Fals
 
     With a retrieval embedding, the video encoder also gives per-step projections ``retrieval_steps``
     (a window's embedding is their normalised mean) and the text encoder a normalised ``retrieval``.
+    The zero-shot model always has a frame encoder and a retrieval embedding, and no other graphs.
     """
     family = model_family(model_name)
+    if family == "zero-shot":
+        if not with_frame_encoder:
+            raise ValueError(f"{ZERO_SHOT_MODEL} reads video files through its CLIP image tower: it needs the frame encoder")
+        return [FRAME_GRAPH, _ZERO_SHOT_TEXT]
     video, text = _VIDEO, _TEXT[family]
     if retrieval:
         video = _with_retrieval(video, "retrieval_steps", ("batch", "time", ""))

@@ -1,4 +1,4 @@
-"""Measure an exported bundle against its PyTorch run: per-graph max |difference| and a task check."""
+"""Measure an exported bundle against PyTorch (its run, or the CLIP model of a zero-shot bundle): per-graph max |difference| and a task check."""
 
 from __future__ import annotations
 
@@ -97,4 +97,36 @@ def check_parity(run: Run, bundle: Bundle, lengths=(8, 32, None), batch: int = 3
             b = decode_windows(run.name, {k: v[i].numpy() for k, v in out_pt.items()}, 100.0, int(lens[i]), 1)[0][:2]
             iou = float(temporal_iou_paired(np.array([a]), np.array([b]))[0]) if b[1] > b[0] else float(a == b)
             report["task_min_iou"] = min(report["task_min_iou"], iou)
+    return report
+
+
+@torch.no_grad()
+def check_clip_parity(parts, bundle: Bundle, batch_sizes=(1, 5), seed: int = 0) -> dict[str, float]:
+    """A zero-shot CLIP bundle against the CLIP model it was exported from (``ClipParts`` of ``load_clip``).
+
+    frame_encoder: random pixels at each batch size. text_encoder: QUERIES tokenised by the bundle's
+    tokenizer and padded into one batch by the engine, against PyTorch's normalised embedding of each
+    query tokenised on its own by transformers, so the tokenizer and padding are measured too.
+    Returns {"frame_encoder": max_diff, "text_encoder": max_diff}; raises AssertionError when the
+    bundle's tokenizer splits a query differently from CLIP's.
+    """
+    g = Grounder(bundle)
+    rng = np.random.default_rng(seed)
+    image = parts.image.eval()
+    report = {"frame_encoder": 0.0, "text_encoder": 0.0}
+    for n in batch_sizes:
+        pixels = rng.normal(size=(n, 3, parts.spec.height, parts.spec.width)).astype(np.float32)
+        got = g.sessions["frame_encoder"].run({"pixels": pixels})["frame_features"]
+        report["frame_encoder"] = max(report["frame_encoder"],
+                                      _max_diff({"f": got}, {"f": image(torch.from_numpy(pixels))}, {}))
+    feeds, _ = g.tokenize(QUERIES)
+    got = g.encode_text(QUERIES)["retrieval"]
+    max_words = int(bundle.meta["words"]["max_words"])
+    for i, query in enumerate(QUERIES):
+        enc = parts.tokenize([query], max_length=max_words)
+        n = int(feeds["attention_mask"][i].sum())
+        if enc["input_ids"][0].tolist() != feeds["input_ids"][i, :n].tolist():
+            raise AssertionError(f"the bundle's tokenizer splits {query!r} differently from CLIP's")
+        ref = torch.nn.functional.normalize(parts.text(enc["input_ids"], enc["attention_mask"])[1], dim=-1)
+        report["text_encoder"] = max(report["text_encoder"], _max_diff({"r": got[i:i + 1]}, {"r": ref}, {}))
     return report

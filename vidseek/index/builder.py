@@ -15,9 +15,10 @@ from tqdm import tqdm
 
 from vidseek.engine.bundle import load_bundle
 from vidseek.engine.grounder import Grounder
-from vidseek.index.cache import FeatureCache, remove_temporaries
-from vidseek.index.catalog import Catalog, IndexMismatch
-from vidseek.index.clips import ClipIndex, windows
+from vidseek.index import IndexStorageError
+from vidseek.index.cache import CacheError, FeatureCache, remove_temporaries
+from vidseek.index.catalog import RETAIN_RETIRED_S, SETTING_STATE_DIM, Catalog, IndexMismatch, Video
+from vidseek.index.clips import ClipIndex, ClipIndexError, windows
 from vidseek.index.lock import WriterLock
 
 DEFAULT_WINDOW_S = 4.0  # clip window length, seconds
@@ -56,9 +57,41 @@ def _check_bundle(bundle) -> None:
                          "index video files: train with --videos (or on `vidseek features` output) and export again")
 
 
+def _drop_unused_features(catalog: Catalog, states: FeatureCache, clips: ClipIndex) -> None:
+    """Delete the cache files no search can need: those of ids the catalog neither lists nor retired
+    (left by a killed run), and those of ids retired ``RETAIN_RETIRED_S`` seconds ago or more (a
+    search that listed such a video before it was removed or re-encoded has finished by then)."""
+    listed, retired = {v.id for v in catalog.videos()}, catalog.retired()
+    expired = {vid for vid, at in retired.items() if time.time() - at >= RETAIN_RETIRED_S}
+    for vid in (set(states.video_ids()) | set(clips.embeddings.video_ids())) - listed:
+        if vid not in retired or vid in expired:
+            states.remove(vid)
+            clips.forget(vid)
+    catalog.forget_retired(expired)
+
+
+def _damaged_features(videos: list[Video], states: FeatureCache, clips: ClipIndex, windows_of, state_dim) -> set[int]:
+    """Ids of the ok ``videos`` whose cache files are missing, unreadable or of another shape than
+    the catalog says (``windows_of(steps)`` clip windows, ``state_dim`` columns): re-encode them."""
+    damaged = set()
+    for v in videos:
+        try:
+            states.get(v.id, shape=(v.steps, state_dim))
+            clips.embeddings.get(v.id, shape=(windows_of(v.steps), clips.dim))
+        except CacheError:
+            damaged.add(v.id)
+    return damaged
+
+
 def index_folder(video_dir: str | Path, index_dir: str | Path, bundle_dir: str | Path, backend: str = "onnxruntime",
-                 window_s: float = DEFAULT_WINDOW_S, stride_s: float = DEFAULT_STRIDE_S, progress: bool = True) -> IndexReport:
-    """Bring the index in `index_dir` up to date with the videos under `video_dir`."""
+                 window_s: float = DEFAULT_WINDOW_S, stride_s: float = DEFAULT_STRIDE_S, progress: bool = True,
+                 model: str | None = None) -> IndexReport:
+    """Bring the index in `index_dir` up to date with the videos under `video_dir`.
+
+    `bundle_dir` is a bundle folder (``vidseek.engine.models.resolve_model`` turns a ``--model``
+    choice into one); `model`, the choice itself, is stored in the settings so that search can say
+    how to re-create the bundle should its folder disappear (a cleared cache).
+    """
     root, index_dir = Path(video_dir).resolve(), Path(index_dir)
     bundle = load_bundle(bundle_dir)
     _check_bundle(bundle)
@@ -74,21 +107,31 @@ def index_folder(video_dir: str | Path, index_dir: str | Path, bundle_dir: str |
             raise IndexMismatch(f"index {index_dir} holds the library {catalog.root}, not {root}: "
                                 "give another --index for this folder")
         catalog.update_settings(root=str(root), fingerprint=bundle.fingerprint, bundle=str(Path(bundle_dir).resolve()),
-                                window_s=window_s, stride_s=stride_s, rate=rate, dim=bundle.meta["retrieval_dim"])
+                                window_s=window_s, stride_s=stride_s, rate=rate, dim=bundle.meta["retrieval_dim"],
+                                **({"model": model} if model else {}))
         states, clips = FeatureCache(index_dir, "states"), ClipIndex(index_dir, bundle.meta["retrieval_dim"])
-        clips.load()
-        clips.reconcile(v.id for v in catalog.videos("ok"))
+        try:
+            clips.load()
+        except ClipIndexError:  # damaged clips.faiss (derived data): rebuilt from the cached embeddings
+            clips = ClipIndex(index_dir, bundle.meta["retrieval_dim"])
+        ok = catalog.videos("ok")
+        damaged = _damaged_features(ok, states, clips, lambda steps: len(windows(steps, rate, window_s, stride_s)),
+                                    catalog.settings().get(SETTING_STATE_DIM))
+        clips.reconcile(v.id for v in ok if v.id not in damaged)
         plan = catalog.scan(root)
         catalog.update_stat(plan.touched)
+        if damaged:  # unchanged files whose cached features are lost or do not fit: encode them again
+            plan.changed = sorted(plan.changed + [f for f in plan.unchanged if f.video_id in damaged],
+                                  key=lambda f: f.path)
+            plan.unchanged = [f for f in plan.unchanged if f.video_id not in damaged]
         report = IndexReport(plan.summary())
-        # drop deleted and changed videos: clip index first, then catalog, then cache files
+        # drop deleted and changed videos: clip index first, then catalog, then cache files (a changed
+        # video's old row stays ok until record_pending replaces it below)
         stale = [v.id for v in plan.deleted] + [f.video_id for f in plan.changed if f.video_id is not None]
         clips.remove_videos(stale)
         clips.save()
         catalog.remove([v.path for v in plan.deleted])
-        for vid in stale:
-            states.remove(vid)
-            clips.forget(vid)
+        _drop_unused_features(catalog, states, clips)
         report.removed = len(plan.deleted)
         for path, error in plan.unreadable:
             catalog.record_error(path, error)
@@ -104,14 +147,19 @@ def index_folder(video_dir: str | Path, index_dir: str | Path, bundle_dir: str |
                 states.put(vid, out["video_states"][0].astype(np.float16))
                 clips.add(vid, emb)
                 catalog.record_ok(file, duration=duration, fps=rate, steps=len(feats))
+                if SETTING_STATE_DIM not in catalog.settings():  # lets integrity checks verify the states' width
+                    catalog.update_settings(**{SETTING_STATE_DIM: int(out["video_states"].shape[-1])})
                 report.indexed.append(file.path)
                 report.video_seconds += duration
             except Exception as exc:  # one bad file never stops the library; its error is recorded
+                if isinstance(exc, IndexStorageError) and not isinstance(exc, (CacheError, ClipIndexError)):
+                    raise  # the index cannot be written (disk full, read-only): stop; this file stays pending
                 message = f"{type(exc).__name__}: {exc}"
                 catalog.record_error(file, message)
                 clips.remove_video(vid)
                 report.errors.append((file.path, message))
             bar.set_postfix(rtf=f"{report.video_seconds / max(time.perf_counter() - t0, 1e-9):.1f}x")
         clips.save()
+        _drop_unused_features(catalog, states, clips)
     report.seconds = time.perf_counter() - t0
     return report

@@ -11,7 +11,15 @@ cached), ``status`` (``ok`` | ``error`` | ``pending``), ``error`` (message) and 
 time). Ids come from AUTOINCREMENT and are never reused; ``record_pending`` gives every (re-)encoding
 a fresh id, so a stale clip-index entry or cache file can never be taken for new content.
 
+Table ``retired``: ids of ``ok`` rows that ``remove`` or ``record_pending`` replaced, with the time.
+A search that listed such a video just before may still read its cache files, so the writer keeps
+them ``RETAIN_RETIRED_S`` seconds before deleting them (``retired`` / ``forget_retired``).
+
 Table ``settings``: key -> JSON value. The keys vidseek uses are the ``SETTING_*`` constants below.
+
+File names that are not valid UTF-8 (possible on Linux) are stored as BLOBs of their raw bytes and
+come back as Python's surrogate-escaped ``str`` (``os.fsdecode``), so such files are indexed like
+any other; ``printable`` shows such a name with its odd bytes as ``\\xNN``.
 """
 
 from __future__ import annotations
@@ -25,10 +33,11 @@ import stat
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from vidseek.atomic import disk_full
 from vidseek.index import IndexStorageError
 
 CATALOG_FILE = "catalog.sqlite"
@@ -36,6 +45,9 @@ SCHEMA_VERSION = 1
 STATUSES = ("ok", "error", "pending")
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".wmv", ".flv")
 HASH_CHUNK = 1 << 20  # content_hash reads this much from the start and from the end of a file
+# Cache files of a removed or re-encoded video are kept this long for searches that listed it
+# before the change (a search opens the catalog, then reads the cache files of its candidates).
+RETAIN_RETIRED_S = 600.0
 
 SETTING_ROOT = "root"  # absolute path of the library root (str)
 SETTING_FINGERPRINT = "fingerprint"  # Bundle.fingerprint of the model the index was built with
@@ -61,7 +73,9 @@ CREATE TABLE videos (
 );
 CREATE INDEX videos_status ON videos (status);
 CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS retired (id INTEGER PRIMARY KEY, retired_at REAL NOT NULL);
 """
+_RETIRED = "CREATE TABLE IF NOT EXISTS retired (id INTEGER PRIMARY KEY, retired_at REAL NOT NULL)"
 _COLUMNS = "id, path, size, mtime_ns, content_hash, duration, fps, steps, status, error, added_at"
 
 
@@ -117,6 +131,58 @@ def check_relative(path: str) -> str:
         raise UnsafePath(f"catalog path {text!r} leaves the library root (absolute or with '..'); the catalog "
                          "was edited or is corrupt: re-index with `vidseek index --rebuild`")
     return str(pure)
+
+
+def printable(text: str) -> str:
+    """``text`` with the undecodable bytes of a non-UTF-8 file name shown as ``\\xNN`` (and any other
+    lone surrogate as ``\\udNNN``): safe to print and to store as SQLite text.
+
+    >>> printable(os.fsdecode(b"caf\\xe9.mp4")), printable("ok.mp4")
+    ('caf\\\\xe9.mp4', 'ok.mp4')
+    """
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate that no undecodable byte made
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def _db_path(path: str) -> str | bytes:
+    """A catalog path as SQLite stores it: text, or the raw bytes of a name that is not UTF-8."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(path)
+    return path
+
+
+def _escapes(path: str) -> bool:
+    """True when a stored catalog path is absolute or leaves the library root (``check_relative``)."""
+    if path and "\x00" not in path and not path.startswith(("/", ".")) and ".." not in path:
+        return False  # the common case, without parsing
+    try:
+        check_relative(path)
+    except UnsafePath:
+        return True
+    return False
+
+
+def _video(row: tuple) -> Video:
+    """A ``videos`` row (``_COLUMNS``) as a ``Video``; a BLOB path becomes a surrogate-escaped str.
+
+    A row whose path leaves the library root (an edited or damaged catalog) comes back as an
+    ``error`` row saying so, whatever it says: nothing serves it, and the next indexing run,
+    which finds no such file under the root, removes it.
+    """
+    path = row[1]
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    video = Video(row[0], path, *row[2:])
+    if _escapes(path):
+        video = replace(video, status="error", error=(
+            f"catalog path {printable(path)!r} leaves the library root (absolute or with '..'), so it is ignored: "
+            "the catalog was edited or is damaged; the next `vidseek index` removes the row"))
+    return video
 
 
 @dataclass(frozen=True)
@@ -181,6 +247,19 @@ def _walk(root: Path, suffixes: tuple[str, ...], errors: list[str]) -> Iterator[
                 yield (rel / name).as_posix()
 
 
+def _unreadable(path: Path, exc: OSError) -> str:
+    """Why a file found in the library cannot be read, and what to do."""
+    reason = exc.strerror or str(exc)
+    if path.is_symlink():
+        try:
+            target = printable(os.readlink(path))
+        except OSError:
+            target = "?"
+        return (f"a symbolic link to {target} that cannot be followed ({reason}): fix or delete the link; "
+                "it is skipped until it changes")
+    return f"cannot read the file ({reason}): check its permissions; it is skipped until it changes"
+
+
 # ---- the catalog ---------------------------------------------------------------------------------
 class Catalog:
     """The SQLite catalog of one index folder.
@@ -230,6 +309,12 @@ class Catalog:
             raise CatalogError(f"{self.path}: SQLite cannot use WAL mode here (got {mode!r}); keep the index on "
                                "a local disk (network file systems do not support it)")
         self._db.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: consistent after a crash
+        if version == SCHEMA_VERSION:
+            try:  # catalogs made before the table existed get it on their next write
+                self._db.execute(_RETIRED)
+            except sqlite3.OperationalError as exc:
+                if "readonly" not in str(exc).lower():
+                    raise
         if version == 0:
             with self._write("create the catalog") as db:  # tables and version in one transaction
                 if db.execute("PRAGMA user_version").fetchone()[0] != 0:
@@ -344,8 +429,11 @@ class Catalog:
             old = known.get(rel)
             try:
                 st = os.stat(root / rel)
-                if not stat.S_ISREG(st.st_mode):
-                    seen.discard(rel)
+                if not stat.S_ISREG(st.st_mode):  # never opened: reading a FIFO or a device could block
+                    if old is None:
+                        plan.unreadable.append((rel, "not a regular file (a FIFO, socket or device), so not read"))
+                    else:
+                        plan.unchanged.append(old.state())
                     continue
                 unchanged_stat = old is not None and old.size == st.st_size and old.mtime_ns == st.st_mtime_ns
                 redo = old is not None and (old.status == "pending" or (retry_errors and old.status == "error"))
@@ -356,7 +444,7 @@ class Catalog:
                                   None if old is None else old.id)
             except OSError as exc:
                 if old is None:
-                    plan.unreadable.append((rel, f"cannot read the file: {exc.strerror or exc}"))
+                    plan.unreadable.append((rel, _unreadable(root / rel, exc)))
                 else:
                     plan.unchanged.append(old.state())
                 continue
@@ -379,23 +467,36 @@ class Catalog:
         """Update the row of ``file.path`` (keeping its id) or insert one; returns the id."""
         path = self._relative(file.path)
         values = (int(file.size), int(file.mtime_ns), file.content_hash, duration, fps, steps, status, error)
-        row = db.execute("SELECT id FROM videos WHERE path = ?", (path,)).fetchone()
+        row = db.execute("SELECT id FROM videos WHERE path = ?", (_db_path(path),)).fetchone()
         if row is not None:
             db.execute("UPDATE videos SET size = ?, mtime_ns = ?, content_hash = ?, duration = ?, fps = ?, steps = ?, "
                        "status = ?, error = ? WHERE id = ?", (*values, row[0]))
             return int(row[0])
         cursor = db.execute(f"INSERT INTO videos ({_COLUMNS}) VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                            (path, *values, time.time()))
+                            (_db_path(path), *values, time.time()))
         return int(cursor.lastrowid)
 
     def record_pending(self, file: FileState) -> int:
         """Start (re-)encoding ``file``: a ``pending`` row with a fresh id, returned. Write its cache
         files under that id, then ``record_ok``. A changed file's old row (``file.video_id``) is
-        replaced: drop that old id from the clip index and the cache."""
+        replaced: drop that old id from the clip index; an ok one is ``retired`` (its cache files are
+        deleted once no search can still need them), any other can go from the cache at once."""
         path = self._relative(file.path)
-        with self._write(f"record {path} as pending") as db:
-            db.execute("DELETE FROM videos WHERE path = ?", (path,))
+        with self._write(f"record {printable(path)} as pending") as db:
+            self._retire(db, path)
             return self._upsert(db, file, "pending")
+
+    @staticmethod
+    def _retire(db: sqlite3.Connection, path: str) -> int | None:
+        """Delete the row of ``path`` (in the caller's transaction); an ok row goes to ``retired``.
+        Returns the id deleted, or None."""
+        row = db.execute("SELECT id, status FROM videos WHERE path = ?", (_db_path(path),)).fetchone()
+        if row is None:
+            return None
+        if row[1] == "ok":
+            db.execute("INSERT OR REPLACE INTO retired (id, retired_at) VALUES (?, ?)", (row[0], time.time()))
+        db.execute("DELETE FROM videos WHERE id = ?", (row[0],))
+        return int(row[0])
 
     def record_ok(self, file: FileState, *, duration: float, fps: float, steps: int) -> int:
         """Mark ``file`` indexed: its ``steps`` (T) feature steps are in the cache. Returns its id
@@ -405,7 +506,7 @@ class Catalog:
         for name, value in (("duration", duration), ("fps", fps)):
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} must be a finite number >= 0 (seconds / frames per second), got {value!r}")
-        with self._write(f"record {file.path} as indexed") as db:
+        with self._write(f"record {printable(file.path)} as indexed") as db:
             return self._upsert(db, file, "ok", float(duration), float(fps), int(steps))
 
     def record_error(self, file: FileState | str, error: str) -> int:
@@ -419,48 +520,60 @@ class Catalog:
             except (OSError, CatalogError):
                 pass  # recorded with size 0: any later readable state counts as changed
             file = FileState(path, size, mtime_ns, None)
-        with self._write(f"record the error of {file.path}") as db:
-            return self._upsert(db, file, "error", error=str(error))
+        with self._write(f"record the error of {printable(file.path)}") as db:
+            return self._upsert(db, file, "error", error=printable(str(error)))
 
     def update_stat(self, files: Iterable[FileState]) -> None:
         """Store the size and mtime of files whose content did not change (``ScanPlan.touched``)."""
-        rows = [(int(f.size), int(f.mtime_ns), self._relative(f.path)) for f in files]
+        rows = [(int(f.size), int(f.mtime_ns), _db_path(self._relative(f.path))) for f in files]
         with self._write("update file times") as db:
             db.executemany("UPDATE videos SET size = ?, mtime_ns = ? WHERE path = ?", rows)
 
     def remove(self, paths: Iterable[str]) -> list[int]:
-        """Delete the rows of these catalog paths; returns the ids that were removed."""
-        paths = [self._relative(p) for p in paths]
-        removed = []
+        """Delete the rows of these catalog paths (ok ones are ``retired``); returns the ids removed.
+        A stored path that leaves the library root (``ScanPlan.deleted`` lists such rows) is removed
+        as it is stored."""
+        paths = [p if isinstance(p, str) and _escapes(p) else self._relative(p) for p in paths]
         with self._write(f"remove {len(paths)} videos") as db:
-            for path in paths:
-                row = db.execute("SELECT id FROM videos WHERE path = ?", (path,)).fetchone()
-                if row:
-                    db.execute("DELETE FROM videos WHERE id = ?", row)
-                    removed.append(int(row[0]))
-        return removed
+            removed = [self._retire(db, path) for path in paths]
+        return [vid for vid in removed if vid is not None]
+
+    def retired(self) -> dict[int, float]:
+        """Ids whose ok row ``remove`` or ``record_pending`` deleted -> when (unix time). Their cache
+        files may still serve a search that listed them; delete the files ``RETAIN_RETIRED_S``
+        seconds later, then ``forget_retired`` the ids."""
+        try:
+            return dict(self._db.execute("SELECT id, retired_at FROM retired"))
+        except sqlite3.OperationalError:  # a catalog from before the table, opened read-only
+            return {}
+
+    def forget_retired(self, ids: Iterable[int]) -> None:
+        """Drop ids from ``retired`` (once their cache files are deleted)."""
+        rows = [(int(v),) for v in ids]
+        if rows:
+            with self._write("forget deleted videos") as db:
+                db.executemany("DELETE FROM retired WHERE id = ?", rows)
 
     # ---- reading --------------------------------------------------------------------------------
     def videos(self, status: str | None = None) -> list[Video]:
-        """Rows ordered by id, all or those with ``status`` (ok | error | pending)."""
-        if status is None:
-            rows = self._db.execute(f"SELECT {_COLUMNS} FROM videos ORDER BY id")
-        elif status in STATUSES:
-            rows = self._db.execute(f"SELECT {_COLUMNS} FROM videos WHERE status = ? ORDER BY id", (status,))
-        else:
+        """Rows ordered by id, all or those with ``status`` (ok | error | pending). A row whose path
+        leaves the library root is an ``error`` row (see ``_video``), never an ``ok`` one."""
+        if status is not None and status not in STATUSES:
             raise ValueError(f"status {status!r}: expected one of {', '.join(STATUSES)}")
-        return [Video(*row) for row in rows]
+        videos = map(_video, self._db.execute(f"SELECT {_COLUMNS} FROM videos ORDER BY id"))
+        return [v for v in videos if status is None or v.status == status]
 
     def video(self, key: int | str) -> Video | None:
         """The row with this id (int) or catalog path (str), or None."""
-        column, value = ("path", check_relative(key)) if isinstance(key, str) else ("id", int(key))
+        column, value = ("path", _db_path(check_relative(key))) if isinstance(key, str) else ("id", int(key))
         row = self._db.execute(f"SELECT {_COLUMNS} FROM videos WHERE {column} = ?", (value,)).fetchone()
-        return None if row is None else Video(*row)
+        return None if row is None else _video(row)
 
     def counts(self) -> dict[str, int]:
         """Number of videos per status (every status present, 0 when none)."""
         counts = dict.fromkeys(STATUSES, 0)
-        counts.update(self._db.execute("SELECT status, COUNT(*) FROM videos GROUP BY status").fetchall())
+        for v in self.videos():
+            counts[v.status] += 1
         return counts
 
     # ---- checking -------------------------------------------------------------------------------
@@ -481,11 +594,7 @@ class Catalog:
                     for row in self._db.execute("PRAGMA integrity_check") if row[0] != "ok"]
         settings = self.settings()
         everything = self.videos()
-        for v in everything:
-            try:
-                check_relative(v.path)
-            except UnsafePath as exc:
-                problems.append(f"video {v.id}: {exc}")
+        problems += [f"video {v.id}: {v.error}" for v in everything if _escapes(v.path)]
         n_windows = {}
         window_keys = (SETTING_RATE, SETTING_WINDOW_S, SETTING_STRIDE_S)
         states, clips = FeatureCache(self.index_dir, "states"), FeatureCache(self.index_dir, "clips")
@@ -529,8 +638,11 @@ def _sql_error(exc: sqlite3.Error, path: Path, what: str) -> CatalogError:
     """A ``CatalogError`` that says why ``what`` failed and what to do."""
     text = str(exc)
     low = text.lower()
-    if "full" in low:
-        hint = "the disk is full: free some space and re-run; the catalog is unchanged"
+    if "full" in low or ("disk i/o error" in low and disk_full(path.parent)):
+        hint = "the disk is full: free some space and re-run; the catalog keeps its last complete change"
+    elif "disk i/o error" in low:
+        hint = ("writing to the disk failed (a full disk, a file size limit or failing storage): free some space "
+                "or check the disk, then re-run; the catalog keeps its last complete change")
     elif "readonly" in low or "read-only" in low:
         hint = "the index folder is read-only: make it writable or choose another --index folder"
     elif "locked" in low or "busy" in low:

@@ -51,9 +51,14 @@ class CNNConfig:
     kernel: int = 3  # convolution kernel size (odd)
     norm: str = "group"  # "group": GroupNorm (the same in training and inference); "batch": BatchNorm
     groups: int = 8  # GroupNorm groups; every stage's channels must be divisible by it
+    pool: str = "mean"  # "mean": global average pooling; "grid": average to a grid x grid map, kept whole
+    grid: tuple[int, int] = (3, 4)  # with pool="grid": rows, columns of the pooled map (where things are)
 
     def __post_init__(self) -> None:
         self.channels = tuple(int(c) for c in self.channels)  # JSON gives a list
+        self.grid = (int(self.grid[0]), int(self.grid[1]))
+        if self.pool not in ("mean", "grid"):
+            raise ValueError(f"CNNConfig.pool must be 'mean' or 'grid', got {self.pool!r}")
         if self.norm not in ("group", "batch"):
             raise ValueError(f"CNNConfig.norm must be 'group' or 'batch', got {self.norm!r}")
         if self.kernel % 2 != 1:
@@ -63,10 +68,13 @@ class CNNConfig:
 
 
 class BuiltinCNN(nn.Module):
-    """Conv (stride 2) / norm / ReLU stages, global average pooling, linear.
+    """Conv (stride 2) / norm / ReLU stages, pooling, linear.
 
     pixels (N, 3, 84, 112) normalised per BUILTIN_SPEC -> features (N, out_dim). The network is fully
     convolutional before the pooling, so other frame sizes run too (the spec fixes the one it learns on).
+    Global average pooling (``pool="mean"``) forgets where things are in the frame; ``pool="grid"``
+    keeps a coarse map (3x4 cells at 84x112, one per 28 pixels) so the features can say where the
+    person, the door and the props are, which the built-in bundle's grounding needs.
     """
 
     def __init__(self, cfg: CNNConfig | None = None) -> None:
@@ -82,11 +90,13 @@ class BuiltinCNN(nn.Module):
             ]
             c_in = c_out
         self.stages = nn.Sequential(*layers)
-        self.proj = nn.Linear(c_in, self.cfg.out_dim)
+        cells = self.cfg.grid[0] * self.cfg.grid[1] if self.cfg.pool == "grid" else 1
+        self.pool = nn.AdaptiveAvgPool2d(self.cfg.grid if self.cfg.pool == "grid" else 1)
+        self.proj = nn.Linear(c_in * cells, self.cfg.out_dim)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         x = self.stages(pixels)  # (N, C, H/32, W/32): 84x112 -> 3x4
-        x = x.mean(dim=(2, 3))  # (N, C) global average pooling
+        x = self.pool(x).flatten(1)  # (N, C) or (N, C * rows * cols)
         return self.proj(x)  # (N, out_dim)
 
 

@@ -1,0 +1,156 @@
+"""The Python API of a library index: what ``vidseek index``, ``search`` and ``info`` do, from Python.
+
+    from vidseek import Index
+
+    index = Index("my-index")                       # default: $VIDSEEK_INDEX, else ./.vidseek
+    index.add("videos/", model="builtin")           # or a bundle folder, or "clip:openai/clip-vit-base-patch32"
+    for m in index.search("a person opens the door", top_k=5):
+        print(m.rank, m.video, m.start, m.end, m.score)
+
+Torch-free, except for the one-time export of a ``clip:`` model (see ``vidseek.engine.models``).
+Errors are the engine's: ``ValueError`` (bad query, unknown model choice, non-PLPNet phrases),
+``OSError`` (missing folders), ``BundleError`` and ``IndexStorageError`` subclasses; their
+messages say what to do.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from vidseek.engine.models import BUILTIN, recreatable, resolve_model
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from vidseek.engine.search import Moment, Searcher
+    from vidseek.index.builder import IndexReport
+    from vidseek.index.catalog import Video
+
+DEFAULT_INDEX = ".vidseek"
+
+
+def default_index_dir() -> Path:
+    """The index folder used when none is given: $VIDSEEK_INDEX, else ./.vidseek."""
+    return Path(os.environ.get("VIDSEEK_INDEX", DEFAULT_INDEX))
+
+
+@dataclass(frozen=True)
+class IndexInfo:
+    """What an index holds (``Index.info()``); unset settings are None before the first ``add``."""
+
+    index_dir: Path
+    library: str | None  # the library root the video paths are relative to
+    bundle: str | None  # the bundle folder the index was built with
+    model: str | None  # the model choice that named it, when it can re-create it (builtin, clip:...)
+    fingerprint: str | None  # the bundle's fingerprint
+    window_s: float | None  # clip window, seconds
+    stride_s: float | None  # clip stride, seconds
+    rate: float | None  # feature steps per second
+    dim: int | None  # clip embedding dimension
+    counts: dict[str, int]  # videos by status: ok, error, pending
+    duration: float  # seconds of video indexed (ok videos)
+    problems: list[str]  # integrity problems (empty when the index is sound)
+
+
+class Index:
+    """A library index folder: add videos to it, search it, ask what it holds.
+
+    The first ``search`` opens a Searcher (the bundle's sessions, the clip index) and keeps it warm
+    for the next ones; ``add`` closes it, so later searches see the new videos. Use ``close()`` or a
+    ``with`` block to release it.
+    """
+
+    def __init__(self, index_dir: str | os.PathLike | None = None, backend: str = "onnxruntime"):
+        self.path = Path(index_dir) if index_dir is not None else default_index_dir()
+        self.backend = backend
+        self._searcher: Searcher | None = None
+
+    def __repr__(self) -> str:
+        return f"Index({str(self.path)!r})"
+
+    def __enter__(self) -> Index:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the warm Searcher, if any (the next search opens a new one)."""
+        if self._searcher is not None:
+            self._searcher.close()
+            self._searcher = None
+
+    def exists(self) -> bool:
+        """Whether the folder holds an index (``add`` creates it)."""
+        return (self.path / "catalog.sqlite").is_file()
+
+    def _require(self) -> None:
+        if not self.exists():
+            raise FileNotFoundError(f"no index in {self.path}: build one with Index({str(self.path)!r}).add(VIDEO_DIR) "
+                                    f"or `vidseek index VIDEO_DIR --index {self.path}`")
+
+    def add(self, video_dir: str | os.PathLike, model: str | os.PathLike = BUILTIN, window_s: float | None = None,
+            stride_s: float | None = None, progress: bool = False,
+            on_export: Callable[[str, Path], None] | None = None) -> IndexReport:
+        """Bring the index up to date with the videos under `video_dir` (recursively).
+
+        New and changed files are encoded once, deleted ones dropped. `model` is ``"builtin"``, a
+        bundle folder, or ``"clip:ID_OR_PATH"`` (see ``vidseek.engine.models.resolve_model``;
+        ``on_export`` is called before a CLIP model's one-time export). An index keeps the model
+        and the window and stride it was built with: give the same ones to add more videos.
+        """
+        from vidseek.index.builder import DEFAULT_STRIDE_S, DEFAULT_WINDOW_S, index_folder
+
+        if not Path(video_dir).is_dir():
+            raise FileNotFoundError(f"{video_dir} is not a folder of videos")
+        bundle = resolve_model(model, on_export)
+        self.close()
+        return index_folder(video_dir, self.path, bundle, self.backend,
+                            DEFAULT_WINDOW_S if window_s is None else window_s,
+                            DEFAULT_STRIDE_S if stride_s is None else stride_s, progress, model=recreatable(model))
+
+    @property
+    def searcher(self) -> Searcher:
+        """The warm Searcher of this index, opened on first use."""
+        if self._searcher is None:
+            from vidseek.engine.search import Searcher
+
+            self._require()
+            self._searcher = Searcher(self.path, backend=self.backend)
+        return self._searcher
+
+    def search(self, query: str, top_k: int = 10, video: str | None = None, phrases: bool = False,
+               candidates: int = 50) -> list[Moment]:
+        """The `top_k` best moments for `query`, best first.
+
+        `video` restricts the search to one indexed file (its path as ``videos()`` lists it);
+        `phrases` adds PLPNet's phrase spans to each moment (a ValueError for other models);
+        `candidates` is how many clips FAISS retrieves before the spans are found.
+        """
+        return self.searcher.search(query, top_k, candidates, video, phrases=phrases)
+
+    def videos(self, status: str | None = None) -> list[Video]:
+        """The catalog's videos (all, or those of one status: ok, error, pending), in the order they were added."""
+        from vidseek.index.catalog import Catalog
+
+        self._require()
+        with Catalog(self.path, readonly=True) as catalog:
+            return catalog.videos(status)
+
+    def info(self) -> IndexInfo:
+        """The index's settings, its videos by status and the result of its integrity check."""
+        from vidseek.index.catalog import Catalog
+
+        self._require()
+        with Catalog(self.path, readonly=True) as catalog:
+            settings, counts, videos = catalog.settings(), catalog.counts(), catalog.videos("ok")
+            problems = catalog.integrity_check()
+        return IndexInfo(
+            index_dir=self.path, library=settings.get("root"), bundle=settings.get("bundle"),
+            model=settings.get("model"), fingerprint=settings.get("fingerprint"), window_s=settings.get("window_s"),
+            stride_s=settings.get("stride_s"), rate=settings.get("rate"), dim=settings.get("dim"),
+            counts=dict(counts), duration=float(sum(v.duration or 0.0 for v in videos)), problems=list(problems),
+        )

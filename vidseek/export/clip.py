@@ -1,0 +1,130 @@
+"""Export a CLIP model as a zero-shot bundle: search real videos with no trained head.
+
+BUNDLE/
+  frame_encoder.onnx  pixels (frames, 3, S, S) -> frame_features (frames, E): CLIP image embeddings,
+                      projected and unnormalised (the engine L2-normalises them)
+  text_encoder.onnx   input_ids, attention_mask (batch, words) -> retrieval (batch, E): the projected
+                      end-of-text embedding of the CLIP text tower, L2-normalised
+  tokenizer.json      CLIP's own tokenizer (``tokenizers``), truncating at the tower's context length
+  bundle.json         ``"zero_shot": true``, model name ``clip-zero-shot``, the graphs' inputs and
+                      outputs, the frame spec and rate, the parity measured at export, sha256 of every file
+
+There is no video encoder and no head (see ``vidseek.engine.registry``): at index time the frame
+embeddings are both the cached states and the retrieval steps, and at query time the span comes
+from the frame-query similarity curve (``vidseek.decode.similarity_span``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vidseek import __version__
+from vidseek.atomic import atomic_write_text
+from vidseek.engine.bundle import BUNDLE_FORMAT_VERSION, Bundle, sha256
+from vidseek.engine.registry import ZERO_SHOT_MODEL, graphs_for
+from vidseek.engine.video import DEFAULT_RATE
+from vidseek.export.onnx import DEFAULT_OPSET, GraphReport, _io_descriptions, export_graph
+from vidseek.trainer.encoders import ClipTextTower, load_clip
+
+PARITY_ATOL = 1e-4  # exported graphs vs PyTorch, max |difference| of the embeddings
+EXAMPLE_QUERIES = ["a person opens the door", "someone waves"]  # traced inputs of the text graph
+
+
+class ParityError(RuntimeError):
+    """The exported graphs disagree with PyTorch beyond the tolerance; the bundle must not be used."""
+
+
+class ZeroShotTextGraph(nn.Module):
+    """input_ids, attention_mask (B, M) -> the L2-normalised CLIP text embedding (B, E)."""
+
+    def __init__(self, text: ClipTextTower):
+        super().__init__()
+        self.text = text
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        _, sentence = self.text(input_ids, attention_mask)
+        return F.normalize(sentence, dim=-1)
+
+
+def write_clip_tokenizer(tokenizer, path: Path, max_length: int) -> None:
+    """CLIP's ``tokenizers`` backend as tokenizer.json: no padding (the engine pads), truncation at `max_length`."""
+    backend = getattr(tokenizer, "backend_tokenizer", None) or getattr(tokenizer, "_tokenizer", None)
+    if backend is None:
+        raise ValueError(f"the CLIP tokenizer {type(tokenizer).__name__} has no `tokenizers` backend to export; "
+                         "use a CLIP folder with a tokenizer.json")
+    backend = backend.__class__.from_str(backend.to_str())
+    backend.no_padding()
+    backend.enable_truncation(max_length)
+    backend.save(str(path))
+
+
+def export_clip_bundle(source: str, out_dir: str | Path, opset: int = DEFAULT_OPSET, on_graph=None,
+                       check: bool = True, atol: float = PARITY_ATOL) -> dict:
+    """Export the CLIP model `source` (hub id or local folder, see ``load_clip``) as a zero-shot bundle.
+
+    on_graph: called with a GraphReport after each graph. With ``check``, the graphs and the
+    tokenizer are measured against PyTorch (``vidseek.export.parity.check_clip_parity``) before
+    bundle.json is written, and ParityError is raised beyond `atol`, so a failed export never
+    leaves a loadable bundle. Returns the bundle.json content.
+    """
+    parts = load_clip(source, text=True)
+    if parts.text is None:
+        raise ValueError(f"CLIP {source!r} is a vision-only checkpoint; zero-shot search needs the text tower "
+                         "too: use a full CLIP model (model_type 'clip')")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    size, dim = parts.spec.height, parts.image.dim
+    max_words = int(parts.text.model.config.max_position_embeddings)
+    graphs = {}
+    for spec in graphs_for(ZERO_SHOT_MODEL, with_frame_encoder=True, retrieval=True):
+        t0 = time.perf_counter()
+        path = out / f"{spec.name}.onnx"
+        if spec.name == "frame_encoder":
+            module: nn.Module = parts.image
+            args: tuple = (torch.randn(2, 3, size, size),)
+        else:
+            module = ZeroShotTextGraph(parts.text)
+            enc = parts.tokenize(EXAMPLE_QUERIES, max_length=max_words)
+            args = (enc["input_ids"], enc["attention_mask"])
+        export_graph(module, args, spec, path, opset)
+        with torch.no_grad():
+            outs = module.eval()(*args)
+        sizes = {**dict(zip(spec.inputs, (a.shape for a in args))), spec.outputs[0]: outs.shape}
+        graphs[spec.name] = _io_descriptions(path, spec, sizes)
+        if on_graph:
+            on_graph(GraphReport(spec.name, path.name, time.perf_counter() - t0, path.stat().st_size))
+    write_clip_tokenizer(parts.tokenizer, out / "tokenizer.json", max_words)
+    files = sorted([f"{name}.onnx" for name in graphs] + ["tokenizer.json"])
+    resolved = str(Path(parts.source).resolve()) if Path(parts.source).exists() else parts.source
+    meta = {
+        "format_version": BUNDLE_FORMAT_VERSION,
+        "vidseek_version": __version__,
+        "zero_shot": True,
+        "model": {"name": ZERO_SHOT_MODEL, "clip": resolved, "projection_dim": dim, "image_size": size},
+        "words": {"kind": "clip", "model": resolved, "max_words": max_words, "tokenizer": "tokenizer.json"},
+        "retrieval_dim": dim,
+        "features": {"dim": dim, "length": None, "rate": DEFAULT_RATE,
+                     "frame_encoder": {"spec": parts.spec.to_dict(), "rate": DEFAULT_RATE}},
+        "opset": opset,
+        "graphs": graphs,
+        "files": {name: sha256(out / name) for name in files},
+        "source": {"clip": str(source), "resolved": resolved},
+        "parity": None,
+    }
+    if check:
+        from vidseek.export.parity import check_clip_parity
+
+        report = check_clip_parity(parts, Bundle(out, meta))
+        worst = max(report.values())
+        if worst > atol:
+            raise ParityError(f"the exported CLIP graphs disagree with PyTorch (max |diff| {worst:.1e} > {atol:g}: "
+                              f"{report}); do not use {out}; try another --opset and report it")
+        meta["parity"] = report
+    atomic_write_text(out / "bundle.json", json.dumps(meta, indent=2))
+    return meta
