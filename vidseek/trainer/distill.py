@@ -75,6 +75,8 @@ class DistillConfig:
     weight_decay: float = 1e-4
     seed: int = 0
     threads: int | None = None  # torch intra-op threads (None: torch's default)
+    augment: bool = True  # random horizontal flips and shifts of up to `shift` pixels (labels do not change)
+    shift: int = 4
 
 
 class Standardizer:
@@ -88,6 +90,15 @@ class Standardizer:
 
     def __call__(self, targets: np.ndarray) -> np.ndarray:
         return ((targets - self.mean) / self.std).astype(np.float32)
+
+
+def _augment(x: torch.Tensor, rng: np.random.Generator, shift: int) -> torch.Tensor:
+    """Flip a random half of the frames left-right and shift the batch by up to ``shift`` pixels:
+    what is in a frame stays the same, where it is changes, so the CNN cannot memorise a room's layout."""
+    flip = torch.from_numpy(rng.random(len(x)) < 0.5)
+    x = torch.where(flip[:, None, None, None], x.flip(3), x)
+    dy, dx = (int(v) for v in rng.integers(-shift, shift + 1, size=2))
+    return torch.roll(x, (dy, dx), dims=(2, 3))
 
 
 def _loss(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -137,6 +148,8 @@ def distill_cnn(train: FrameTargets, val: FrameTargets | None = None, cnn_cfg: C
         for i in range(0, len(order), cfg.batch_size):
             idx = np.sort(order[i : i + cfg.batch_size])
             x = torch.from_numpy(preprocess(train.frames[idx], spec))
+            if cfg.augment:
+                x = _augment(x, rng, cfg.shift)
             y = torch.from_numpy(std(train.targets[idx]))
             loss = _loss(head(cnn(x)), y, weight)
             opt.zero_grad(set_to_none=True)

@@ -1,0 +1,170 @@
+"""The recipe of the built-in bundle (``vidseek/builtin/bundle``), end to end, on a CPU.
+
+    python scripts/train_builtin.py WORK_DIR [--install]
+
+Stages, each skipped when its output is already in WORK_DIR (delete it to redo a stage):
+
+1. ``train-world/``: `vidseek synth` 500 videos (seed 11) with scene-state features at 5 steps/s;
+   ``test-world/``: 240 fresh videos (seed 12), all in the test split, for the model card.
+2. ``cnn.safetensors``: the built-in CNN (grid pooling) taught to read per-frame labels of the
+   train videos (actions under way, door, light, shirt colours and props in view;
+   ``vidseek.synth.features.frame_labels``, ``vidseek.trainer.distill``), validated on val videos.
+3. ``cnn_features/``: `vidseek features` of the train world with that CNN.
+4. ``run/``: `vidseek train` ExCL (clf, 2b) with all-MiniLM-L6-v2 words and a retrieval embedding on
+   native-rate crops, on the compositional training split (so the held-out word pairs stay unseen).
+5. ``bundle/``: `vidseek export` (parity-checked) and the text encoder quantized to int8 (checked
+   against fp32); ``--install`` copies it into the package.
+6. ``eval/``: the test world indexed with the bundle and searched library-wide and per video, for
+   the standard and the compositional test queries; ``eval/metrics.json`` feeds docs/model-card.md.
+
+Every step is the CLI command a user would type (run in this process, to load torch once).
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from vidseek.cli.main import cli
+
+RATE = 5.0
+TRAIN_SEED, TEST_SEED = 11, 12
+HIDDEN = 128
+MODEL = "excl-clf-2b"
+
+
+def vidseek(*args) -> None:
+    args = [str(a) for a in args]
+    print(f"\n$ vidseek {shlex.join(args)}", flush=True)
+    try:
+        cli.main(args, prog_name="vidseek", standalone_mode=False)
+    except Exception as exc:
+        sys.exit(f"step failed: {exc}")
+
+
+def worlds(work: Path) -> None:
+    if not (work / "train-world" / "manifest.json").is_file():
+        vidseek("synth", work / "train-world", "--videos", 500, "--seed", TRAIN_SEED, "--min-duration", 10,
+                "--max-duration", 30, "--workers", 2, "--state-features", RATE, "--no-progress")
+    if not (work / "test-world" / "manifest.json").is_file():
+        vidseek("synth", work / "test-world", "--videos", 240, "--seed", TEST_SEED, "--min-duration", 10,
+                "--max-duration", 30, "--workers", 2, "--split", "0,0,1", "--no-progress")
+
+
+def distill(work: Path, epochs: int, step: int) -> None:
+    import numpy as np
+
+    from vidseek.synth.features import frame_labels
+    from vidseek.trainer.distill import DistillConfig, distill_cnn, load_frame_targets
+    from vidseek.trainer.encoders import CNNConfig, save_builtin
+
+    out = work / "cnn.safetensors"
+    if out.is_file():
+        return
+    world = work / "train-world"
+    manifest = json.loads((world / "manifest.json").read_text())
+    split = {s: [v["vid"] for v in manifest["videos"] if v["split"] == s] for s in ("train", "val")}
+    videos = {v["vid"]: v for v in manifest["videos"]}
+
+    def labels(vid: str) -> np.ndarray:
+        return frame_labels(videos[vid], np.load(world / "state_features" / f"{vid}.npy"), RATE)
+
+    train = load_frame_targets(world / "videos", labels, split["train"], RATE)
+    keep = slice(None, None, step)  # neighbouring steps look alike: every `step`-th frame is enough
+    train.frames, train.targets = train.frames[keep], train.targets[keep]
+    val = load_frame_targets(world / "videos", labels, split["val"][:40], RATE)
+    print(f"distilling the built-in CNN on {len(train)} frames ({len(split['train'])} videos), "
+          f"validating on {len(val)}", flush=True)
+    cnn, history = distill_cnn(train, val, CNNConfig(pool="grid"), DistillConfig(epochs=epochs, lr=1e-3, weight_decay=0.05))
+    save_builtin(cnn, out)
+    (work / "distill-history.json").write_text(json.dumps(history, indent=1))
+
+
+def features(work: Path) -> None:
+    out = work / "cnn_features"
+    manifest = json.loads((work / "train-world" / "manifest.json").read_text())
+    if (out / "features.json").is_file() and len(list(out.glob("*.npy"))) == len(manifest["videos"]):
+        return
+    vidseek("features", work / "train-world" / "videos", "--encoder", f"builtin:{work / 'cnn.safetensors'}",
+            "--out", out, "--rate", RATE, "--no-progress")
+
+
+def train(work: Path, epochs: int) -> None:
+    run = work / "run"
+    if (run / "model.safetensors").is_file():
+        return
+    world = work / "train-world"
+    sizes = [x for k in ("video_hidden", "query_hidden", "span_hidden", "mlp_hidden") for x in ("--set", f"{k}={HIDDEN}")]
+    vidseek("train", "--model", MODEL, "--dataset", "jsonl", "--annotations", world / "comp_train.jsonl",
+            "--val-annotations", world / "comp_val.jsonl", "--features", work / "cnn_features", "--out", run,
+            "--epochs", epochs, "--max-len", 64, "--crop", "--patience", 8, "--seed", 0, "--lr", 2e-3,
+            *sizes, "--set", "dropout=0.2", "--set", "retrieval_dim=128")
+
+
+def export(work: Path, install: bool) -> None:
+    from vidseek.builtin import BUNDLE_DIR
+    from vidseek.export.quantize import quantize_text_encoder
+
+    bundle = work / "bundle"
+    if not (bundle / "bundle.json").is_file():
+        vidseek("export", work / "run", "--out", bundle)
+        record = quantize_text_encoder(bundle, "int8")
+        print(f"text encoder int8: {record['bytes_fp32'] / 1e6:.1f} MB -> {record['bytes'] / 1e6:.1f} MB, "
+              f"lowest cosine to fp32 {record['min_cosine_vs_fp32']}", flush=True)
+    if install:
+        if BUNDLE_DIR.exists():
+            shutil.rmtree(BUNDLE_DIR)
+        shutil.copytree(bundle, BUNDLE_DIR)
+        print(f"installed {bundle} -> {BUNDLE_DIR}")
+
+
+def evaluate(work: Path) -> None:
+    from vidseek.evaluation import evaluate_files, load_jsonl, vcmr_metrics
+
+    world, out = work / "test-world", work / "eval"
+    index = out / "index"
+    out.mkdir(exist_ok=True)
+    t0 = time.perf_counter()
+    vidseek("index", world / "videos", "--index", index, "--model", work / "bundle", "--no-progress")
+    metrics: dict = {"index_seconds": round(time.perf_counter() - t0, 1)}
+    for split in ("test", "comp_test"):
+        for mode in ("library", "per-video"):
+            pred = out / f"pred-{split}-{mode}.jsonl"
+            vidseek("search", "--index", index, "--queries", world / f"{split}.jsonl", "--out", pred,
+                    *(["--per-video"] if mode == "per-video" else []))
+            gt = world / f"{split}.jsonl"
+            if mode == "library":
+                metrics[f"{split}/{mode}"] = vcmr_metrics(load_jsonl(gt), load_jsonl(pred))
+            else:
+                report = evaluate_files(gt, pred)
+                metrics[f"{split}/{mode}"] = {**report["grounding"], "num_queries": len(load_jsonl(gt))}
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    print(json.dumps(metrics, indent=1))
+
+
+@click.command()
+@click.argument("work", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--distill-epochs", default=5, show_default=True)
+@click.option("--distill-step", default=2, show_default=True, help="Distill on every N-th step of each video.")
+@click.option("--epochs", default=40, show_default=True, help="Grounding training epochs (early stopping on val).")
+@click.option("--install", is_flag=True, help="Copy the bundle into vidseek/builtin/bundle.")
+@click.option("--skip-eval", is_flag=True)
+def main(work: Path, distill_epochs: int, distill_step: int, epochs: int, install: bool, skip_eval: bool) -> None:
+    work.mkdir(parents=True, exist_ok=True)
+    worlds(work)
+    distill(work, distill_epochs, distill_step)
+    features(work)
+    train(work, epochs)
+    export(work, install)
+    if not skip_eval:
+        evaluate(work)
+
+
+if __name__ == "__main__":
+    main()

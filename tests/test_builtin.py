@@ -1,0 +1,102 @@
+"""The built-in bundle and the steps that make it: CNN distillation, text encoder quantization, and
+the shipped bundle's integrity, size and accuracy on a fresh synthetic library."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from test_export import make_run
+from vidseek.trainer.checkpoint import save_run
+from vidseek.trainer.models import build_model
+from vidseek.trainer.words import TransformerWords, save_featurizer
+from vidseek.cli.main import cli
+from vidseek.engine.bundle import BundleError, load_bundle
+from vidseek.export.onnx import export_bundle
+from vidseek.export.quantize import quantize_text_encoder
+from vidseek.synth.features import frame_labels
+from vidseek.trainer.distill import DistillConfig, distill_cnn, load_frame_targets
+from vidseek.trainer.encoders import CNNConfig, build_frame_encoder, load_builtin, save_builtin
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def test_distilled_cnn_learns_state_targets_from_pixels(tmp_path):
+    world = tmp_path / "world"
+    r = invoke("synth", world, "--videos", 2, "--min-duration", 8, "--max-duration", 8, "--state-features", 5,
+               "--no-progress")
+    assert r.exit_code == 0, r.output
+    videos = {v["vid"]: v for v in json.loads((world / "manifest.json").read_text())["videos"]}
+
+    def labels(vid):
+        return frame_labels(videos[vid], np.load(world / "state_features" / f"{vid}.npy"), 5.0)
+
+    data = load_frame_targets(world / "videos", labels, sorted(videos), 5.0, progress=False)
+    assert len(data) == 80 and data.frames.shape[1:] == (84, 112, 3) and data.frames.dtype == np.uint8
+    cfg = CNNConfig(out_dim=32, channels=(8, 16, 16, 32, 32), pool="grid")
+    cnn, history = distill_cnn(data, data, cfg, DistillConfig(epochs=6, batch_size=16, lr=3e-3), log=lambda _: None)
+    assert history[-1]["train_loss"] < 0.6 * history[0]["train_loss"], history
+    assert history[-1]["val_loss"] < 1.0  # better than predicting the mean
+    ckpt = tmp_path / "cnn.safetensors"
+    save_builtin(cnn, ckpt)
+    again, _ = load_builtin(ckpt)
+    assert again.cfg.pool == "grid" and again.cfg.grid == (3, 4)
+    enc = build_frame_encoder(f"builtin:{ckpt}")
+    assert enc.encode(data.frames[:3]).shape == (3, 32)
+
+
+def test_targets_at_another_rate_are_refused(tmp_path):
+    world = tmp_path / "world"
+    assert invoke("synth", world, "--videos", 1, "--min-duration", 8, "--max-duration", 8, "--state-features", 2,
+                  "--no-progress").exit_code == 0
+    vid = next((world / "state_features").glob("*.npy")).stem
+    with pytest.raises(ValueError, match="another rate"):
+        load_frame_targets(world / "videos", lambda v: np.load(world / "state_features" / f"{v}.npy"), [vid], 5.0,
+                           progress=False)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode,ratio", [("int8", 0.35), ("fp16", 0.55)])
+def test_quantized_text_encoder_agrees_with_fp32_and_is_smaller(tmp_path, monkeypatch, mode, ratio):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import torch
+
+    torch.manual_seed(0)
+    words = TransformerWords()  # all-MiniLM-L6-v2, offline, under a query encoder of the built-in bundle's size
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    model = build_model("excl-clf-2b", video_dim=10, word_dim=words.dim, video_hidden=32, query_hidden=128,
+                        span_hidden=32, mlp_hidden=32, retrieval_dim=32)
+    save_run(run_dir, model, "excl-clf-2b", save_featurizer(words, run_dir), {"length": 40, "feature_dim": 10}, {}, {})
+    bundle_dir = tmp_path / "bundle"
+    export_bundle(run_dir, bundle_dir)
+    fp32 = (bundle_dir / "text_encoder.onnx").stat().st_size
+    record = quantize_text_encoder(bundle_dir, mode)
+    assert record["mode"] == mode and record["bytes_fp32"] == fp32
+    assert record["bytes"] < ratio * fp32
+    assert min(record["min_cosine_vs_fp32"].values()) >= 0.98
+    bundle = load_bundle(bundle_dir)  # the new graph's hash is recorded
+    assert bundle.graphs["text_encoder"]["quantized"]["mode"] == mode
+    with pytest.raises(ValueError, match="already quantized"):
+        quantize_text_encoder(bundle_dir, mode)
+    with open(bundle_dir / "text_encoder.onnx", "ab") as fh:  # tampering is still caught
+        fh.write(b"x")
+    with pytest.raises(BundleError):
+        load_bundle(bundle_dir)
+
+
+def test_failed_agreement_leaves_the_bundle_as_it_was(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    run_dir = make_run(tmp_path, "excl-clf-2b", "learned")
+    bundle_dir = tmp_path / "bundle"
+    export_bundle(run_dir, bundle_dir)
+    before = {p.name: p.read_bytes() for p in bundle_dir.iterdir()}
+    with pytest.raises(ValueError, match="disagrees"):
+        quantize_text_encoder(bundle_dir, "int8", min_cosine=1.01)  # an impossible bar
+    assert {p.name: p.read_bytes() for p in bundle_dir.iterdir()} == before
+    assert json.loads((bundle_dir / "bundle.json").read_text())["graphs"]["text_encoder"].get("quantized") is None
