@@ -75,6 +75,9 @@ def _damaged_features(videos: list[Video], states: FeatureCache, clips: ClipInde
     the catalog says (``windows_of(steps)`` clip windows, ``state_dim`` columns): re-encode them."""
     damaged = set()
     for v in videos:
+        if not v.steps or v.steps < 1:  # a row that cannot describe its features
+            damaged.add(v.id)
+            continue
         try:
             states.get(v.id, shape=(v.steps, state_dim))
             clips.embeddings.get(v.id, shape=(windows_of(v.steps), clips.dim))

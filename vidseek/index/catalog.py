@@ -533,10 +533,19 @@ class Catalog:
         """Delete the rows of these catalog paths (ok ones are ``retired``); returns the ids removed.
         A stored path that leaves the library root (``ScanPlan.deleted`` lists such rows) is removed
         as it is stored."""
-        paths = [p if isinstance(p, str) and _escapes(p) else self._relative(p) for p in paths]
+        paths = [self._stored(p) for p in paths]
         with self._write(f"remove {len(paths)} videos") as db:
             removed = [self._retire(db, path) for path in paths]
         return [vid for vid in removed if vid is not None]
+
+    def _stored(self, path: str | Path) -> str:
+        """The catalog path of ``path`` (``_relative``), or a stored path that leaves the root as it is."""
+        try:
+            return self._relative(path)
+        except UnsafePath:
+            if isinstance(path, str) and _escapes(path):
+                return path
+            raise
 
     def retired(self) -> dict[int, float]:
         """Ids whose ok row ``remove`` or ``record_pending`` deleted -> when (unix time). Their cache

@@ -39,6 +39,42 @@ def _read_holder(path: Path) -> dict[str, str]:
     return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
 
 
+def current_writer(index_dir: str | Path) -> dict[str, str] | None:
+    """What the lock file says about the process writing to ``index_dir`` now (pid, host, since), or
+    None when no process holds the writer lock. Never takes the lock: on Linux it reads
+    ``/proc/locks``; elsewhere it tries a shared lock and gives it back at once, which can make a
+    writer starting in that instant fail with ``IndexLocked`` (it says to wait and re-run)."""
+    path = Path(index_dir) / LOCK_FILE
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    proc_locks = Path("/proc/locks")
+    if proc_locks.is_file():
+        device = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+        try:
+            held = any(line.split()[1] == "FLOCK" and device in line.split() for line in proc_locks.read_text().splitlines()
+                       if len(line.split()) > 5)
+        except OSError:
+            held = None
+        if held is not None:
+            return (_read_holder(path) or {"pid": "unknown"}) if held else None
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    except BlockingIOError:
+        return _read_holder(path) or {"pid": "unknown"}
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
 class WriterLock:
     """Exclusive writer lock of an index folder, as a context manager.
 

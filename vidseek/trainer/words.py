@@ -232,7 +232,7 @@ def load_featurizer(spec: dict, run_dir: Path, device: str = "cpu"):
     if kind == "static":
         obj = StaticWords.__new__(StaticWords)
         words = json.loads((run_dir / "static_words.json").read_text())
-        vecs = np.load(run_dir / "static_vectors.npy")
+        vecs = np.load(run_dir / "static_vectors.npy", allow_pickle=False)
         obj.path, obj.max_words, obj.dim = spec["path"], spec["max_words"], spec["dim"]
         obj.vectors = dict(zip(words, vecs))
         return obj
