@@ -85,6 +85,26 @@ def test_index_api_adds_searches_and_describes(world, tmp_path):
     index.close()
 
 
+def test_index_api_rebuilds_with_another_model(world, tmp_path):
+    """``add(rebuild=True)`` discards an index of one model and indexes the library with another."""
+    from vidseek import Index
+    from vidseek.engine.bundle import load_bundle
+    from vidseek.index import IndexMismatch
+
+    with Index(tmp_path / "idx") as index:
+        index.add(world["library"], model=world["plpnet"])
+        assert index.search(QUERY, top_k=2, phrases=True)[0].phrases
+        with pytest.raises(IndexMismatch, match="--rebuild"):
+            index.add(world["library"], model=world["excl"])
+        report = index.add(world["library"], model=world["excl"], rebuild=True)
+        assert len(report.indexed) == 3 and not report.errors
+        info = index.info()
+        assert info.fingerprint == load_bundle(world["excl"]).fingerprint and info.counts["ok"] == 3
+        assert info.problems == [] and info.bundle == str(world["excl"].resolve())
+        moments = index.search(QUERY, top_k=2)
+        assert moments and index.searcher.bundle.model_name == "excl-clf-2b"
+
+
 def test_search_cli_prints_phrases_under_each_row_and_in_json(world, tmp_path):
     index = tmp_path / "idx"
     r = invoke("index", world["library"], "--index", index, "--model", world["plpnet"], "--no-progress")

@@ -85,7 +85,9 @@ def test_incremental_reindex_and_bad_files(world, tmp_path):
     assert "0 new, 0 changed" in r.output and "indexed 0" in r.output
 
 
-def test_index_built_with_another_bundle_is_refused(world, tmp_path):
+def test_index_built_with_another_bundle_is_refused_then_rebuilt(world, tmp_path):
+    """An index of bundle A refuses bundle B, naming both fingerprints and --rebuild; `--rebuild
+    --model B` indexes the library again with B, after which search works and B adds incrementally."""
     root, library = world
     other = tmp_path / "other"
     shutil.copytree(root / "bundle", other)
@@ -98,11 +100,22 @@ def test_index_built_with_another_bundle_is_refused(world, tmp_path):
     index = tmp_path / "idx"
     assert invoke("index", library, "--index", index, "--model", root / "bundle", "--no-progress").exit_code == 0
     r = invoke("index", library, "--index", index, "--model", other, "--no-progress")
-    assert r.exit_code == 1
+    assert r.exit_code == 1 and "--rebuild" in r.output, r.output
     from vidseek.engine.bundle import load_bundle
 
-    for fp in (load_bundle(root / "bundle").fingerprint, load_bundle(other).fingerprint):
-        assert fp in r.output
+    first, second = load_bundle(root / "bundle").fingerprint, load_bundle(other).fingerprint
+    assert first in r.output and second in r.output, r.output
+    r = invoke("index", library, "--index", index, "--model", other, "--rebuild", "--no-progress")
+    assert r.exit_code == 0 and "6 new" in r.output and "indexed 6" in r.output and "errors 0" in r.output, r.output
+    r = invoke("info", "--index", index)
+    assert r.exit_code == 0 and f"fingerprint {second}" in r.output and "6 ok" in r.output, r.output
+    assert "integrity ok" in r.output and str(other) in r.output, r.output
+    r = invoke("search", "the person opens the door", "--index", index, "--top-k", 3, "--json")
+    assert r.exit_code == 0 and 1 <= len(r.output.splitlines()) <= 3, r.output
+    r = invoke("index", library, "--index", index, "--model", other, "--no-progress")
+    assert r.exit_code == 0 and "0 new, 0 changed, 6 unchanged" in r.output and "indexed 0" in r.output, r.output
+    r = invoke("index", library, "--index", index, "--model", root / "bundle", "--no-progress")
+    assert r.exit_code == 1 and first in r.output and second in r.output, r.output  # now A is the other one
 
 
 def test_bundle_without_retrieval_cannot_index(world, tmp_path):

@@ -145,11 +145,12 @@ class IndexChild:
 
     Every heavy import happens before the child says "ready", so a kill after ``go()`` lands in the
     indexing itself; the child starts loading on construction, so the next one can load while the
-    test checks the last. ``preexec`` runs in the child first (resource limits, another user).
+    test checks the last. ``preexec`` runs in the child first (resource limits, another user);
+    ``extra`` are more arguments of `vidseek index` (``--rebuild``).
     """
 
-    def __init__(self, library: Path, index: Path, bundle: Path, slow: float = 0.0, preexec=None):
-        args = ["index", str(library), "--index", str(index), "--model", str(bundle), "--no-progress"]
+    def __init__(self, library: Path, index: Path, bundle: Path, slow: float = 0.0, preexec=None, extra=()):
+        args = ["index", str(library), "--index", str(index), "--model", str(bundle), "--no-progress", *map(str, extra)]
         self.proc = subprocess.Popen([sys.executable, "-c", INDEX_CHILD, str(slow), *args], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
                                      preexec_fn=preexec)
@@ -446,6 +447,123 @@ def test_searches_during_updates_never_fail_and_a_second_writer_is_locked_out(tm
     assert sorted(final) == sorted([f"v{k}.mp4" for k in range(6)] + [f"n{k}.mp4" for k in range(6)])
     assert current_writer(index) is None
     print("\n" + "\n".join(r.strip().splitlines()[-1] for r in reports))
+
+
+# ---- a Searcher kept open across updates, and --rebuild ----------------------------------------
+def test_a_searcher_kept_open_across_updates_reads_the_index_again(tmp_path_factory, tmp_path, monkeypatch):
+    """A Searcher opened before a run that replaced one video and deleted another, and then deleted
+    their cache files (``RETAIN_RETIRED_S`` is 0 here, as if the run came 10 minutes later), reads
+    the index again when it finds those files gone, and answers from the index as it is now."""
+    from vidseek.engine.search import Searcher
+
+    world = tiny_world(tmp_path_factory)
+    library, index = tmp_path / "lib", tmp_path / "idx"
+    for k in range(3):
+        write_video(library / f"v{k}.mp4", seconds=5 + k, seed=k)
+    code, out = run_index(library, index, world.bundle)
+    assert code == 0, out
+    monkeypatch.setattr("vidseek.index.builder.RETAIN_RETIRED_S", 0.0)
+    with Searcher(index) as searcher:
+        before = dict(searcher.videos)
+        assert {m.video for m in searcher.search(QUERY, top_k=20)} == {"v0.mp4", "v1.mp4", "v2.mp4"}
+        write_video(library / "v0.mp4", seconds=7, seed=10)  # replaced: encoded again under a new id
+        (library / "v1.mp4").unlink()
+        r = invoke("index", library, "--index", index, "--model", world.bundle, "--no-progress")
+        assert r.exit_code == 0 and "1 changed" in r.output and "1 deleted" in r.output, r.output
+        assert sum(not FeatureCache(index, "states").has(vid) for vid in before) == 2  # their files are gone
+        moments = searcher.search(QUERY, top_k=20)  # would read the deleted files, reads the index again
+        now = check_index(index)
+        assert {v.path: v.id for v in searcher.videos.values()} == now and searcher.damaged == {}
+        assert {m.video for m in moments} == {"v0.mp4", "v2.mp4"}
+
+
+def test_rebuild_discards_the_index_and_searches_opened_before_keep_working(tmp_path_factory, tmp_path):
+    """Other settings are refused with a message that names --rebuild; with it the index is
+    emptied and every video encoded again under fresh ids, while a Searcher opened before still
+    answers from the old videos (their rows are retired, their files kept ``RETAIN_RETIRED_S``)."""
+    from vidseek.engine.search import Searcher
+
+    world = tiny_world(tmp_path_factory)
+    library, index = tmp_path / "lib", tmp_path / "idx"
+    for k in range(3):
+        write_video(library / f"v{k}.mp4", seconds=6 + k, seed=k)
+    code, out = run_index(library, index, world.bundle)
+    assert code == 0, out
+    old = check_index(index)
+    wider = ["--window", 6, "--stride", 3]
+    r = invoke("index", library, "--index", index, "--model", world.bundle, "--no-progress", *wider)
+    assert r.exit_code == 1 and "window_s=4.0" in r.output and "--rebuild" in r.output, r.output
+    with Searcher(index) as searcher:
+        r = invoke("index", library, "--index", index, "--model", world.bundle, "--no-progress", "--rebuild", *wider)
+        assert r.exit_code == 0 and "3 new, 0 changed" in r.output and "indexed 3" in r.output, r.output
+        old_moments = searcher.search(QUERY, top_k=20)
+        assert {m.video for m in old_moments} == set(old) and set(searcher.videos) == set(old.values())
+    with Catalog(index, readonly=True) as cat:
+        assert cat.integrity_check() == [] and cat.settings()["window_s"] == 6
+        new = {v.path: v.id for v in cat.videos("ok")}
+        assert set(new) == set(old) and min(new.values()) > max(old.values())  # ids are never reused
+        assert set(cat.retired()) == set(old.values())
+    with Searcher(index) as searcher:
+        assert {m.video for m in searcher.search(QUERY, top_k=20)} == set(old)
+        assert searcher.clips.ntotal == sum(len(windows(v.steps, 1.0, 6, 3)) for v in searcher.videos.values())
+
+
+@pytest.mark.parametrize("damage", ["garbage", "newer schema"])
+def test_rebuild_replaces_a_catalog_that_cannot_be_read(tmp_path_factory, tmp_path, damage):
+    """A damaged catalog, or one of a newer schema, is refused with a message that says to run
+    --rebuild; --rebuild deletes it with every cache file and indexes the library again."""
+    import sqlite3
+
+    world = tiny_world(tmp_path_factory)
+    library, index = tmp_path / "lib", tmp_path / "idx"
+    for k in range(3):
+        write_video(library / f"v{k}.mp4", seconds=5, seed=k)
+    code, out = run_index(library, index, world.bundle)
+    assert code == 0, out
+    if damage == "garbage":
+        (index / "catalog.sqlite").write_bytes(b"not a catalog " * 512)
+    else:
+        db = sqlite3.connect(index / "catalog.sqlite")
+        db.execute("PRAGMA user_version = 99")
+        db.close()
+    r = invoke("index", library, "--index", index, "--model", world.bundle, "--no-progress")
+    assert r.exit_code == 1 and "vidseek index --rebuild" in r.output, r.output
+    r = invoke("index", library, "--index", index, "--model", world.bundle, "--no-progress", "--rebuild")
+    assert r.exit_code == 0 and "3 new" in r.output and "indexed 3" in r.output, r.output
+    final = check_index(index)
+    kept = {p.name for vid in final.values() for p in cache_files(index, vid)}
+    assert {p.name for p in (index / "cache").iterdir()} == kept  # nothing of the old catalog is left
+
+
+def test_a_killed_rebuild_leaves_a_sound_index_that_the_next_rebuild_completes(tmp_path_factory, tmp_path):
+    """SIGKILL `vidseek index --rebuild` at a few moments: each time the index stays sound (the
+    old one, an emptied one or a partly rebuilt one) and searchable; a last --rebuild completes it."""
+    from vidseek.engine.search import Searcher
+
+    world = tiny_world(tmp_path_factory)
+    library, index = tmp_path / "lib", tmp_path / "idx"
+    for k in range(4):
+        write_video(library / f"v{k}.mp4", seconds=5 + k, seed=k)
+    code, out = run_index(library, index, world.bundle)
+    assert code == 0, out
+    landed = 0
+    for delay in (0.0, 0.4, 1.2):
+        child = IndexChild(library, index, world.bundle, slow=0.5, extra=["--rebuild", "--window", 6, "--stride", 3])
+        child.go()
+        time.sleep(delay)
+        landed += child.kill()
+        with Catalog(index, readonly=True) as cat:
+            assert cat.integrity_check() == [] and cat.counts()["error"] == 0
+            ok = {v.path for v in cat.videos("ok")}
+        with Searcher(index) as searcher:
+            assert {m.video for m in searcher.search(QUERY, top_k=20)} <= ok
+    assert landed >= 2
+    child = IndexChild(library, index, world.bundle, extra=["--rebuild", "--window", 6, "--stride", 3])
+    child.go()
+    code, out = child.finish()
+    assert code == 0 and "indexed 4" in out and "errors 0" in out, out
+    with Catalog(index, readonly=True) as cat:
+        assert cat.integrity_check() == [] and sorted(v.path for v in cat.videos("ok")) == [f"v{k}.mp4" for k in range(4)]
 
 
 # ---- a full disk, a file size limit, a read-only or forbidden folder -----------------------------

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -32,6 +34,26 @@ def _shown(text: str) -> str:
     return printable(str(text))
 
 
+@contextmanager
+def _damaged_videos_shown():
+    """Print the ``DamagedVideoWarning`` of each video a search skips as a ``warning:`` line on
+    stderr, when it happens (other warnings are shown as usual)."""
+    from vidseek.engine.search import DamagedVideoWarning
+
+    with warnings.catch_warnings():
+        show = warnings.showwarning
+
+        def showwarning(message, category, filename, lineno, file=None, line=None):
+            if issubclass(category, DamagedVideoWarning):
+                click.echo(f"warning: {_shown(message)}", err=True)
+            else:
+                show(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = showwarning
+        warnings.simplefilter("always", DamagedVideoWarning)
+        yield
+
+
 def _errors():
     from vidseek.engine.bundle import BundleError
     from vidseek.index import IndexStorageError
@@ -48,9 +70,13 @@ def _errors():
                    "(needs PyTorch that once).")
 @click.option("--window", "window_s", type=click.FloatRange(min=0.5), default=4.0, show_default=True, help="Clip window, seconds.")
 @click.option("--stride", "stride_s", type=click.FloatRange(min=0.25), default=2.0, show_default=True, help="Clip stride, seconds.")
+@click.option("--rebuild", is_flag=True,
+              help="Discard the index's catalog, cached features and clip index, and index VIDEO_DIR from scratch: "
+                   "to change --model, --window or --stride, to index another library into the same folder, or to "
+                   "repair a damaged index. Until it ends, new searches find the videos encoded so far.")
 @backend_option
 @click.option("--progress/--no-progress", default=True, show_default=True)
-def index_cmd(video_dir, index_dir, model, window_s, stride_s, backend, progress):
+def index_cmd(video_dir, index_dir, model, window_s, stride_s, rebuild, backend, progress):
     """Index VIDEO_DIR (recursively): new and changed videos are encoded once, deleted ones dropped."""
     from vidseek.engine.models import recreatable, resolve_model
     from vidseek.index.builder import index_folder
@@ -63,7 +89,7 @@ def index_cmd(video_dir, index_dir, model, window_s, stride_s, backend, progress
     try:
         bundle_dir = resolve_model(model, on_export=exporting)
         report = index_folder(video_dir, index_dir, bundle_dir, backend, window_s, stride_s, progress,
-                              model=recreatable(model))
+                              model=recreatable(model), rebuild=rebuild)
     except _errors() as exc:
         raise click.ClickException(_shown(exc)) from exc
     for path, error in report.errors:
@@ -97,14 +123,14 @@ def search_cmd(query, index_dir, queries_path, out_path, per_video, top_k, candi
         if phrases:
             raise click.BadParameter("--phrases applies to a single QUERY, not to --queries", param_hint="--phrases")
         try:
-            n = _batch(Searcher(index_dir or default_index(), backend=backend), queries_path, out_path, per_video,
-                       top_k, candidates)
+            with _damaged_videos_shown(), Searcher(index_dir or default_index(), backend=backend) as searcher:
+                n = _batch(searcher, queries_path, out_path, per_video, top_k, candidates)
         except _errors() as exc:
             raise click.ClickException(str(exc)) from exc
         click.echo(f"{n} queries -> {out_path}")
         return
     try:
-        with Searcher(index_dir or default_index(), backend=backend) as searcher:
+        with _damaged_videos_shown(), Searcher(index_dir or default_index(), backend=backend) as searcher:
             moments = searcher.search(query, top_k, candidates, video, phrases=phrases)
     except QueryError as exc:
         raise click.BadParameter(str(exc), param_hint="QUERY") from None

@@ -94,13 +94,15 @@ class Index:
 
     def add(self, video_dir: str | os.PathLike, model: str | os.PathLike = BUILTIN, window_s: float | None = None,
             stride_s: float | None = None, progress: bool = False,
-            on_export: Callable[[str, Path], None] | None = None) -> IndexReport:
+            on_export: Callable[[str, Path], None] | None = None, rebuild: bool = False) -> IndexReport:
         """Bring the index up to date with the videos under `video_dir` (recursively).
 
         New and changed files are encoded once, deleted ones dropped. `model` is ``"builtin"``, a
         bundle folder, or ``"clip:ID_OR_PATH"`` (see ``vidseek.engine.models.resolve_model``;
         ``on_export`` is called before a CLIP model's one-time export). An index keeps the model
-        and the window and stride it was built with: give the same ones to add more videos.
+        and the window and stride it was built with: give the same ones to add more videos, or
+        ``rebuild=True`` (``vidseek index --rebuild``) to discard the index and encode every video
+        again with the ones given (also for another library, or to repair a damaged index).
         """
         from vidseek.index.builder import DEFAULT_STRIDE_S, DEFAULT_WINDOW_S, index_folder
 
@@ -110,7 +112,8 @@ class Index:
         self.close()
         return index_folder(video_dir, self.path, bundle, self.backend,
                             DEFAULT_WINDOW_S if window_s is None else window_s,
-                            DEFAULT_STRIDE_S if stride_s is None else stride_s, progress, model=recreatable(model))
+                            DEFAULT_STRIDE_S if stride_s is None else stride_s, progress, model=recreatable(model),
+                            rebuild=rebuild)
 
     @property
     def searcher(self) -> Searcher:

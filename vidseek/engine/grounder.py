@@ -13,9 +13,35 @@ from vidseek.engine.bundle import Bundle
 from vidseek.engine.session import make_session
 from vidseek.spans import resample_features
 
+QUOTED_CHARS = 80  # a QueryError quotes at most this many characters of the query
+
 
 class QueryError(ValueError):
-    """A query that cannot be searched (empty, or no known words); the message says why."""
+    """A query that cannot be searched (empty, not valid text, or no known words); the message says why."""
+
+
+def quoted(query: str) -> str:
+    """``query`` as an error message shows it: its repr, cut to ``QUOTED_CHARS`` characters with
+    the full length after an ellipsis, so that a huge query gives a short message.
+
+    >>> quoted("person opens door")
+    "'person opens door'"
+    >>> quoted("x" * 100_000)[-28:]
+    "xxx'... (100,000 characters)"
+    """
+    if len(query) <= QUOTED_CHARS:
+        return repr(query)
+    return f"{query[:QUOTED_CHARS]!r}... ({len(query):,} characters)"
+
+
+def check_text(query: str) -> None:
+    """Raise ``QueryError`` when ``query`` is not valid Unicode text: lone surrogates, which is how
+    Python passes on a command-line argument whose bytes are not UTF-8, cannot be tokenized."""
+    try:
+        query.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise QueryError(f"query {quoted(query)} is not valid text: character {exc.start + 1} is a lone surrogate "
+                         "(a command-line argument that is not UTF-8?); type the query as UTF-8 text") from None
 
 
 class Grounder:
@@ -31,13 +57,16 @@ class Grounder:
     # ---- query side ----------------------------------------------------------------------------
     def tokenize(self, queries: list[str]) -> tuple[dict[str, np.ndarray], list[list[str]]]:
         """Token ids and mask (B, M) padded with 0, and the tokens of each query."""
+        for q in queries:
+            check_text(q)
         encs = self.tokenizer.encode_batch([q.strip() for q in queries])
         unk = self.tokenizer.token_to_id("<unk>")
         for q, e in zip(queries, encs):
             if not q.strip() or not e.ids:
-                raise QueryError(f"query {q!r} is empty: type a few words describing the moment, e.g. 'person opens door'")
+                raise QueryError(f"query {quoted(q)} is empty: type a few words describing the moment, "
+                                 "e.g. 'person opens door'")
             if unk is not None and all(i == unk for i in e.ids):
-                raise QueryError(f"none of the words of {q!r} is known to this model's vocabulary; "
+                raise QueryError(f"none of the words of {quoted(q)} is known to this model's vocabulary; "
                                  "describe the moment with other words")
         m = max(len(e.ids) for e in encs)
         ids = np.zeros((len(encs), m), np.int64)

@@ -8,6 +8,7 @@ its confidence is the curve's smoothed peak.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -61,40 +62,100 @@ def _phrase_text(words: list[str]) -> str:
     return " ".join(w.removeprefix("##").removeprefix("Ġ").removesuffix("</w>") for w in words)
 
 
+class DamagedVideoWarning(UserWarning):
+    """A search skips a video whose cached features do not fit its catalog row (a file missing,
+    unreadable, or of another shape); the message names the video and how to repair it."""
+
+
+class _IndexChanged(Exception):
+    """Cache files a search needs are gone or do not fit: the index may have changed since the
+    Searcher read it (``Searcher.search`` reads it again and retries once)."""
+
+
 class Searcher:
     """Searches an index built by ``vidseek index`` with the bundle it was built with.
 
     Holds the catalog open (read-only), the bundle's sessions and the clip index in memory, so
     keep one Searcher for many queries; ``close()`` (or a ``with`` block) releases the catalog.
+
+    A Searcher sees the index as it was when it opened (or last ``reopen``ed). When a search finds
+    cache files gone or changed, as happens to a Searcher kept open across indexing runs (the files
+    of removed and re-encoded videos are deleted ``RETAIN_RETIRED_S`` after the change), it reads
+    the index again and retries once. A video whose cache files still do not fit its catalog row
+    is damaged: searches skip it, with a ``DamagedVideoWarning`` the first time, and ``damaged``
+    maps its id to the message (``vidseek index`` re-encodes it).
     """
 
     def __init__(self, index_dir: str | Path, bundle_dir: str | Path | None = None, backend: str = "onnxruntime"):
-        from vidseek.index.cache import FeatureCache
-        from vidseek.index.catalog import Catalog
-        from vidseek.index.clips import ClipIndex
+        self.index_dir = Path(index_dir)
+        self._bundle_dir, self._backend = bundle_dir, backend
+        self._warned: set[int] = set()  # damaged videos warned about (ids are never reused)
+        self.catalog = None
+        self.bundle = None
+        self.grounder = None
+        self._open()
 
-        index_dir = Path(index_dir)
+    def _open(self) -> None:
+        """Read the index: catalog, settings, clip index (completed from the cache), and the bundle
+        unless it is the one already loaded. When that fails, the Searcher keeps what it had."""
+        from vidseek.index.cache import FeatureCache
+        from vidseek.index.catalog import SETTING_STATE_DIM, Catalog
+        from vidseek.index.clips import ClipIndex, windows
+
+        index_dir = self.index_dir
         if not (index_dir / "catalog.sqlite").is_file():
             raise FileNotFoundError(f"no index in {index_dir}: build one with `vidseek index VIDEO_DIR --index {index_dir}`")
-        self.catalog = Catalog(index_dir, readonly=True)
+        catalog = Catalog(index_dir, readonly=True)
         try:
-            settings = self.catalog.settings()
-            self.bundle = load_bundle(bundle_dir or _stored_bundle(index_dir, settings))
-            self.catalog.check_fingerprint(self.bundle.fingerprint)
-            self.grounder = Grounder(self.bundle, backend)
-            self.rate, self.window_s, self.stride_s = float(settings["rate"]), float(settings["window_s"]), float(settings["stride_s"])
-            self.states = FeatureCache(index_dir, "states")
-            self.clips = ClipIndex(index_dir, int(settings["dim"]))
-            self.clips.load()
-            self.videos = {v.id: v for v in self.catalog.videos("ok")}
-            self.clips.reconcile(self.videos)
+            settings = catalog.settings()
+            bundle, grounder = self.bundle, self.grounder
+            if bundle is None or settings.get("fingerprint") != bundle.fingerprint:
+                bundle = load_bundle(self._bundle_dir or _stored_bundle(index_dir, settings))
+                catalog.check_fingerprint(bundle.fingerprint)
+                grounder = Grounder(bundle, self._backend)
+            rate, window_s, stride_s = float(settings["rate"]), float(settings["window_s"]), float(settings["stride_s"])
+            clips = ClipIndex(index_dir, int(settings["dim"]))
+            clips.load()
+            videos = {v.id: v for v in catalog.videos("ok")}
+            unfit = _unfit_clips(videos, clips, lambda steps: len(windows(steps, rate, window_s, stride_s)))
+            clips.reconcile(v for v in videos if v not in unfit)
         except BaseException:
-            self.catalog.close()
+            catalog.close()
             raise
+        old = self.catalog
+        self.catalog, self.settings, self.bundle, self.grounder = catalog, settings, bundle, grounder
+        self.rate, self.window_s, self.stride_s = rate, window_s, stride_s
+        self.state_dim = settings.get(SETTING_STATE_DIM)  # None in indexes made before it was recorded
+        self.states, self.clips, self.videos = FeatureCache(index_dir, "states"), clips, videos
+        self.damaged: dict[int, str] = {}
+        if old is not None:
+            old.close()
+        self._skip(unfit)
+
+    def reopen(self) -> None:
+        """Read the index again (after an indexing run): its videos, settings and clip index, and
+        its bundle when the index was rebuilt with another one."""
+        self._open()
+
+    def _skip(self, reasons: dict[int, str]) -> None:
+        """Mark videos damaged (later searches skip them) and warn once about each. A reason is a
+        CacheError's message, whose advice after the last "; " gives way to the warning's own."""
+        from vidseek.index.catalog import printable
+
+        root = printable(str(self.settings.get("root") or "VIDEO_DIR"))
+        for vid, reason in sorted(reasons.items()):
+            message = (f"skipped {printable(self.videos[vid].path)!r} (video {vid}): its cached features do not fit the "
+                       f"catalog ({printable(reason.rsplit('; ', 1)[0])}); run `vidseek index {root} --index "
+                       f"{self.index_dir}` to encode it again (add --rebuild to re-index the whole library)")
+            self.damaged[vid] = message
+            if vid not in self._warned:
+                self._warned.add(vid)
+                warnings.warn(message, DamagedVideoWarning, stacklevel=4)
 
     def close(self) -> None:
-        """Release the catalog; the Searcher cannot search afterwards."""
+        """Release the catalog and the cached memory maps; the Searcher cannot search afterwards."""
         self.catalog.close()
+        self.states.close()
 
     def __enter__(self) -> Searcher:
         return self
@@ -102,12 +163,16 @@ class Searcher:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _windows(self, video_id: int, window: int) -> tuple[int, int, int]:
-        """Steps (start, end exclusive) of clip `window`, and the context the head sees around it."""
+    def _windows(self, video_id: int, window: int) -> tuple[int, int, int] | None:
+        """Steps (start, end exclusive) of clip `window`, and the context the head sees around it;
+        None when the video has no such window (a clip index that disagrees with the catalog)."""
         from vidseek.index.clips import windows
 
         steps = self.videos[video_id].steps
-        a, b = windows(steps, self.rate, self.window_s, self.stride_s)[window]
+        wins = windows(steps, self.rate, self.window_s, self.stride_s) if steps and steps > 0 else []
+        if not 0 <= window < len(wins):
+            return None
+        a, b = wins[window]
         pad = b - a  # one window of context on each side: bounded cost for long videos
         return max(0, a - pad), min(steps, b + pad), steps
 
@@ -116,7 +181,21 @@ class Searcher:
         """The `top_k` best moments for `query`; `video` restricts the search to one file (a catalog path).
 
         ``phrases`` (PLPNet bundles only, else ``PhrasesUnavailable``) adds each moment's phrase spans.
+        Damaged videos are skipped (see the class docstring); asking for one with `video` raises
+        ``CacheError``.
         """
+        try:
+            return self._search(query, top_k, candidates, video, nms_iou, phrases, last=False)
+        except _IndexChanged:
+            self.reopen()
+            return self._search(query, top_k, candidates, video, nms_iou, phrases, last=True)
+
+    def _search(self, query: str, top_k: int, candidates: int, video: str | None, nms_iou: float, phrases: bool,
+                last: bool) -> list[Moment]:
+        """One attempt of ``search``. Cache files that are gone or do not fit raise ``_IndexChanged``,
+        unless this is the `last` attempt: then their videos are marked damaged and skipped."""
+        from vidseek.index.cache import CacheError
+
         if phrases and self.bundle.model_name != "plpnet":
             raise PhrasesUnavailable(f"phrases need a PLPNet bundle, but this index was built with a "
                                      f"{self.bundle.model_name} bundle ({self.bundle.path}), which has no phrases")
@@ -128,19 +207,41 @@ class Searcher:
             cand = [c for c in cand if self.videos[c[1]].path == video][:candidates]
             if not cand:
                 raise ValueError(f"{video!r} is not an indexed video of this library (see `vidseek info`)")
+        cand = [c for c in cand if c[1] not in self.damaged]
+        contexts, features, failed = {}, {}, {}
+        for _, v, w in cand:
+            contexts[v, w] = self._windows(v, w)
+            if contexts[v, w] is None:
+                failed.setdefault(v, f"clips.faiss has window {w}, which the video's {self.videos[v].steps} steps "
+                                     "do not have")
+            if v in features or v in failed:
+                continue
+            try:  # (steps, H) as the catalog records; H as the first video read when the catalog has no state_dim
+                want = self.state_dim or (next(iter(features.values())).shape[1] if features else None)
+                features[v] = self.states.get(v, shape=(self.videos[v].steps, want))
+            except CacheError as exc:
+                failed[v] = str(exc)
+        if failed:
+            if not last:
+                raise _IndexChanged
+            self._skip(failed)
+            cand = [c for c in cand if c[1] not in failed]
+        if video is not None and not cand:
+            raise CacheError(next(m for v, m in self.damaged.items() if self.videos[v].path == video))
         if not cand:
             return []
-        contexts = [self._windows(v, w) for _, v, w in cand]
-        longest = max(b - a for a, b, _ in contexts)
-        h = self.states.get(cand[0][1]).shape[1]
+        longest = max(b - a for a, b, _ in (contexts[v, w] for _, v, w in cand))
+        h = features[cand[0][1]].shape[1]
         batch = np.zeros((len(cand), longest, h), np.float32)
         mask = np.zeros((len(cand), longest), bool)
-        for i, ((_, v, _), (a, b, _)) in enumerate(zip(cand, contexts)):
-            batch[i, : b - a] = self.states.get(v)[a:b]
+        for i, (_, v, w) in enumerate(cand):
+            a, b, _ = contexts[v, w]
+            batch[i, : b - a] = features[v][a:b]
             mask[i, : b - a] = True
         out = self.grounder.head(batch, mask, {k: v for k, v in text.items() if k != "tokens"})
         rows = []  # (score, video id, start s, end s, clip similarity, span confidence, phrases)
-        for i, ((sim, v, _), (a, b, _)) in enumerate(zip(cand, contexts)):
+        for i, (sim, v, w) in enumerate(cand):
+            a, b, _ = contexts[v, w]
             item = {k: arr[i] for k, arr in out.items()}
             offset, duration = a / self.rate, (b - a) / self.rate
             s, e, conf = decode_windows(self.bundle.model_name, item, duration, b - a, 1)[0]
@@ -162,6 +263,25 @@ class Searcher:
                                  text["tokens"][0], duration)
         return [{"text": _phrase_text(p["words"]), "start": round(offset + p["span"][0], 2),
                  "end": round(offset + p["span"][1], 2), "weight": p["weight"]} for p in decoded]
+
+
+def _unfit_clips(videos: dict, clips, n_windows) -> dict[int, str]:
+    """Why each of the ok ``videos`` (id -> ``Video``) missing from the loaded ``clips`` index cannot
+    be added to it from the cache (``ClipIndex.reconcile`` reads those files): no steps recorded, or
+    a clip file missing, unreadable, or with another number of rows than ``n_windows(steps)``."""
+    from vidseek.index.cache import CacheError
+
+    unfit = {}
+    for vid in sorted(set(videos) - clips.video_ids()):
+        steps = videos[vid].steps
+        if not steps or steps < 1:
+            unfit[vid] = f"its catalog row records {steps!r} feature steps"
+            continue
+        try:
+            clips.embeddings.get(vid, shape=(n_windows(steps), clips.dim))
+        except CacheError as exc:
+            unfit[vid] = str(exc)
+    return unfit
 
 
 def _stored_bundle(index_dir: Path, settings: dict) -> str:

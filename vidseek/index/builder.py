@@ -6,6 +6,8 @@ leaves an index that opens, passes its integrity check and is completed by the n
 
 from __future__ import annotations
 
+import errno
+import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,9 +18,17 @@ from tqdm import tqdm
 from vidseek.engine.bundle import load_bundle
 from vidseek.engine.grounder import Grounder
 from vidseek.index import IndexStorageError
-from vidseek.index.cache import CacheError, FeatureCache, remove_temporaries
-from vidseek.index.catalog import RETAIN_RETIRED_S, SETTING_STATE_DIM, Catalog, IndexMismatch, Video
-from vidseek.index.clips import ClipIndex, ClipIndexError, windows
+from vidseek.index.cache import KINDS, CacheError, FeatureCache, StorageWriteError, remove_temporaries
+from vidseek.index.catalog import (
+    CATALOG_FILE,
+    RETAIN_RETIRED_S,
+    SCHEMA_VERSION,
+    SETTING_STATE_DIM,
+    Catalog,
+    IndexMismatch,
+    Video,
+)
+from vidseek.index.clips import INDEX_FILE, ClipIndex, ClipIndexError, windows
 from vidseek.index.lock import WriterLock
 
 DEFAULT_WINDOW_S = 4.0  # clip window length, seconds
@@ -86,14 +96,75 @@ def _damaged_features(videos: list[Video], states: FeatureCache, clips: ClipInde
     return damaged
 
 
+def _delete(path: Path) -> None:
+    """Delete the file ``path`` if it exists; ``StorageWriteError`` when it cannot be deleted."""
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as exc:
+        reason = errno.errorcode.get(exc.errno, type(exc).__name__) if exc.errno else type(exc).__name__
+        raise StorageWriteError(f"could not delete {path}: {exc.strerror or exc} ({reason}); make the index folder "
+                                "writable, then run `vidseek index --rebuild` again") from exc
+
+
+def _unusable_catalog(index_dir: Path) -> bool:
+    """Whether the index folder holds a catalog that cannot be opened to discard its rows: not an
+    SQLite database, damaged (SQLite's ``quick_check`` fails) or of a newer schema. A disk or
+    folder that cannot be read or written is no reason (``Catalog`` then says what to do)."""
+    path = index_dir / CATALOG_FILE
+    if not path.is_file():
+        return False
+    try:
+        db = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
+        try:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            healthy = [row[0] for row in db.execute("PRAGMA quick_check")] == ["ok"]
+        finally:
+            db.close()
+    except sqlite3.OperationalError:  # unreadable, busy, disk errors: not the file's fault
+        return False
+    except sqlite3.DatabaseError:  # "file is not a database", "database disk image is malformed"
+        return True
+    return version > SCHEMA_VERSION or not healthy
+
+
+def discard_index(index_dir: Path) -> None:
+    """Empty the index in ``index_dir`` for ``--rebuild``; the caller holds its ``WriterLock``.
+
+    ``clips.faiss`` goes first (a missing clip index only lags: readers rebuild it from the cache),
+    then one catalog transaction removes every row, retiring the ok ones, so that searches opened
+    before keep reading their cache files for ``RETAIN_RETIRED_S`` and video ids are never reused.
+    Killed before that transaction, the index is unchanged; after it, it is an empty index with the
+    old settings, which the old bundle or another ``--rebuild`` fills again.
+
+    A catalog that cannot be opened (``_unusable_catalog``) is deleted with every cache file
+    instead: the cache files first (with no catalog row of theirs left, none can be mistaken for a
+    video of the new catalog, whose ids start again at 1), then the catalog's WAL and shared-memory
+    files, then the catalog itself (a WAL left behind would be replayed into the new catalog).
+    Killed midway, the catalog is still unusable or already gone, and ``--rebuild`` runs again.
+    """
+    _delete(index_dir / INDEX_FILE)
+    if not _unusable_catalog(index_dir):
+        with Catalog(index_dir) as catalog:
+            catalog.remove([v.path for v in catalog.videos()])
+        return
+    for kind in KINDS:
+        cache = FeatureCache(index_dir, kind)
+        for vid in cache.video_ids():
+            cache.remove(vid)
+    for suffix in ("-wal", "-shm", ""):
+        _delete(index_dir / (CATALOG_FILE + suffix))
+
+
 def index_folder(video_dir: str | Path, index_dir: str | Path, bundle_dir: str | Path, backend: str = "onnxruntime",
                  window_s: float = DEFAULT_WINDOW_S, stride_s: float = DEFAULT_STRIDE_S, progress: bool = True,
-                 model: str | None = None) -> IndexReport:
+                 model: str | None = None, rebuild: bool = False) -> IndexReport:
     """Bring the index in `index_dir` up to date with the videos under `video_dir`.
 
     `bundle_dir` is a bundle folder (``vidseek.engine.models.resolve_model`` turns a ``--model``
     choice into one); `model`, the choice itself, is stored in the settings so that search can say
-    how to re-create the bundle should its folder disappear (a cleared cache).
+    how to re-create the bundle should its folder disappear (a cleared cache). `rebuild` discards
+    the index first (``discard_index``) and indexes every video again, with whatever bundle, window,
+    stride and library root are given.
     """
     root, index_dir = Path(video_dir).resolve(), Path(index_dir)
     bundle = load_bundle(bundle_dir)
@@ -102,16 +173,18 @@ def index_folder(video_dir: str | Path, index_dir: str | Path, bundle_dir: str |
     rate = float(bundle.meta["features"]["frame_encoder"]["rate"])
     index_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    with WriterLock(index_dir), Catalog(index_dir) as catalog:
-        remove_temporaries(index_dir)
-        catalog.check_fingerprint(bundle.fingerprint)
-        catalog.check_settings(window_s=window_s, stride_s=stride_s, rate=rate, dim=bundle.meta["retrieval_dim"])
-        if catalog.root is not None and catalog.root != root:
-            raise IndexMismatch(f"index {index_dir} holds the library {catalog.root}, not {root}: "
-                                "give another --index for this folder")
+    with WriterLock(index_dir), _open_catalog(index_dir, rebuild) as catalog:
+        if not rebuild:  # a rebuilt index takes the new settings
+            catalog.check_fingerprint(bundle.fingerprint)
+            catalog.check_settings(window_s=window_s, stride_s=stride_s, rate=rate, dim=bundle.meta["retrieval_dim"])
+            if catalog.root is not None and catalog.root != root:
+                raise IndexMismatch(f"index {index_dir} holds the library {catalog.root}, not {root}: "
+                                    "give another --index for this folder, or re-index with --rebuild")
+        # a rebuild resets the model choice and the state width of the old bundle too (None: not known)
+        renewed = {"model": model, SETTING_STATE_DIM: None} if rebuild else ({"model": model} if model else {})
         catalog.update_settings(root=str(root), fingerprint=bundle.fingerprint, bundle=str(Path(bundle_dir).resolve()),
                                 window_s=window_s, stride_s=stride_s, rate=rate, dim=bundle.meta["retrieval_dim"],
-                                **({"model": model} if model else {}))
+                                **renewed)
         states, clips = FeatureCache(index_dir, "states"), ClipIndex(index_dir, bundle.meta["retrieval_dim"])
         try:
             clips.load()
@@ -150,7 +223,7 @@ def index_folder(video_dir: str | Path, index_dir: str | Path, bundle_dir: str |
                 states.put(vid, out["video_states"][0].astype(np.float16))
                 clips.add(vid, emb)
                 catalog.record_ok(file, duration=duration, fps=rate, steps=len(feats))
-                if SETTING_STATE_DIM not in catalog.settings():  # lets integrity checks verify the states' width
+                if catalog.settings().get(SETTING_STATE_DIM) is None:  # lets integrity checks verify the states' width
                     catalog.update_settings(**{SETTING_STATE_DIM: int(out["video_states"].shape[-1])})
                 report.indexed.append(file.path)
                 report.video_seconds += duration
@@ -166,3 +239,12 @@ def index_folder(video_dir: str | Path, index_dir: str | Path, bundle_dir: str |
         _drop_unused_features(catalog, states, clips)
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _open_catalog(index_dir: Path, rebuild: bool) -> Catalog:
+    """The catalog of an index folder whose writer lock is held, once the temporary files of a
+    killed run are deleted and, for a rebuild, the index is discarded (``discard_index``)."""
+    remove_temporaries(index_dir)
+    if rebuild:
+        discard_index(index_dir)
+    return Catalog(index_dir)
