@@ -103,7 +103,7 @@ def train(work: Path, epochs: int) -> None:
     sizes = [x for k in ("video_hidden", "query_hidden", "span_hidden", "mlp_hidden") for x in ("--set", f"{k}={HIDDEN}")]
     vidseek("train", "--model", MODEL, "--dataset", "jsonl", "--annotations", world / "comp_train.jsonl",
             "--val-annotations", world / "comp_val.jsonl", "--features", work / "cnn_features", "--out", run,
-            "--epochs", epochs, "--max-len", 64, "--crop", "--patience", 8, "--seed", 0, "--lr", 2e-3,
+            "--epochs", epochs, "--max-len", 64, "--crop", "--patience", 5, "--seed", 0, "--lr", 2e-3,
             *sizes, "--set", "dropout=0.2", "--set", "retrieval_dim=128")
 
 
@@ -140,7 +140,9 @@ def evaluate(work: Path) -> None:
                     *(["--per-video"] if mode == "per-video" else []))
             gt = world / f"{split}.jsonl"
             if mode == "library":
-                metrics[f"{split}/{mode}"] = vcmr_metrics(load_jsonl(gt), load_jsonl(pred))
+                gt_rows, pred_rows = load_jsonl(gt), load_jsonl(pred)
+                metrics[f"{split}/{mode}"] = {**vcmr_metrics(gt_rows, pred_rows),
+                                              **vcmr_metrics(gt_rows, pred_rows, same_sentence=True)}
             else:
                 report = evaluate_files(gt, pred)
                 metrics[f"{split}/{mode}"] = {**report["grounding"], "num_queries": len(load_jsonl(gt))}
@@ -152,7 +154,7 @@ def evaluate(work: Path) -> None:
 @click.argument("work", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--distill-epochs", default=5, show_default=True)
 @click.option("--distill-step", default=2, show_default=True, help="Distill on every N-th step of each video.")
-@click.option("--epochs", default=40, show_default=True, help="Grounding training epochs (early stopping on val).")
+@click.option("--epochs", default=18, show_default=True, help="Grounding training epochs (early stopping on val).")
 @click.option("--install", is_flag=True, help="Copy the bundle into vidseek/builtin/bundle.")
 @click.option("--skip-eval", is_flag=True)
 def main(work: Path, distill_epochs: int, distill_step: int, epochs: int, install: bool, skip_eval: bool) -> None:

@@ -117,9 +117,11 @@ def test_search_cli_prints_phrases_under_each_row_and_in_json(world, tmp_path):
     assert phrase_lines and all(x.startswith(" " * 14) for x in phrase_lines) and "(weight " in phrase_lines[0]
     assert len(phrase_lines) == 3 * (len(lines) - 1 - len(phrase_lines))  # three under each moment
     r = invoke("search", QUERY, "--index", index, "--top-k", 2, "--phrases", "--json")
+    assert r.exit_code == 0 and r.output.strip(), r.output
     moments = [json.loads(x) for x in r.output.splitlines()]
-    assert all(len(m["phrases"]) == 3 and {"text", "start", "end", "weight"} == set(m["phrases"][0]) for m in moments)
+    assert moments and all(len(m["phrases"]) == 3 and {"text", "start", "end", "weight"} == set(m["phrases"][0]) for m in moments)
     r = invoke("search", QUERY, "--index", index, "--json")
+    assert r.exit_code == 0 and r.output.strip(), r.output
     assert all("phrases" not in json.loads(x) for x in r.output.splitlines())
 
 

@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from blocking import run_blocked
 from vidseek.cli.main import cli
 from vidseek.decode import decode_similarity, similarity_span, smooth_curve
+from vidseek.engine.bundle import BundleError
 
 
 def invoke(*args):
@@ -119,7 +120,7 @@ def test_export_clip_writes_a_verified_zero_shot_bundle(zero_shot):
     assert meta["retrieval_dim"] == meta["features"]["dim"] == 16
     assert meta["features"]["frame_encoder"]["spec"]["resize"] == "shorter_center_crop"
     assert max(meta["parity"].values()) < 1e-4
-    with pytest.raises(Exception, match="no fixed feature length"):
+    with pytest.raises(BundleError, match="no fixed feature length"):
         bundle.length
 
 

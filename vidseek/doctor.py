@@ -170,8 +170,8 @@ def index(index_dir: str | Path) -> list[Finding]:
             retired = cat.retired()
             ok_ids = {v.id for v in cat.videos("ok")}
     except IndexStorageError as exc:
-        return found + [Finding("fail", topic, str(exc), f"if the catalog is damaged, delete {index_dir} and index "
-                                "the library again (`vidseek index VIDEO_DIR --index ...`)")]
+        return found + [Finding("fail", topic, str(exc), "if the catalog is damaged or of a newer vidseek, index "
+                                f"the library again from scratch: `vidseek index VIDEO_DIR --index {index_dir} --rebuild`")]
     found.append(Finding("ok", topic, ", ".join(f"{n} {status}" for status, n in counts.items()) + " videos"))
     if counts["error"]:
         found.append(Finding("info", topic, f"{counts['error']} files could not be indexed; `vidseek info --index "
@@ -184,7 +184,7 @@ def index(index_dir: str | Path) -> list[Finding]:
         found.append(Finding("fail", "integrity", problem,
                              f"run `vidseek index {settings.get('root', 'VIDEO_DIR')} --index {index_dir}`: it "
                              "re-encodes videos whose cached features are missing or damaged and rebuilds the clip "
-                             "index; if that does not help, delete the index folder and index again"))
+                             "index; if that does not help, add --rebuild to index the library again from scratch"))
     if not problems:
         found.append(Finding("ok", "integrity", "catalog, cache files and clip index agree"))
     found += _bundle(index_dir, settings)
@@ -215,13 +215,14 @@ def _bundle(index_dir: Path, settings: dict) -> list[Finding]:
                 f"{settings.get('model') or 'BUNDLE_DIR'}` (videos already indexed are not encoded again)")
     try:
         bundle = load_bundle(path)
-    except BundleError as exc:
+    except (BundleError, OSError) as exc:  # damaged, or a folder or file that cannot be read
         return [Finding("fail", "bundle", str(exc), f"restore the bundle folder {path}, or re-create it with {recreate}")]
     if fingerprint is not None and bundle.fingerprint != fingerprint:
         return [Finding("fail", "bundle", f"{path} has fingerprint {bundle.fingerprint}, but the index was built with "
                         f"{fingerprint}: its features do not match this model",
-                        f"put back the bundle of fingerprint {fingerprint}, or index the library into a new folder "
-                        "with this bundle")]
+                        f"put back the bundle of fingerprint {fingerprint}, or re-index the library with this "
+                        f"bundle: `vidseek index {settings.get('root', 'VIDEO_DIR')} --index {index_dir} --model "
+                        f"{path} --rebuild`")]
     return [Finding("ok", "bundle", f"{bundle.model_name}, fingerprint {bundle.fingerprint}, files verified ({path})")]
 
 
@@ -232,7 +233,8 @@ def _library(settings: dict) -> list[Finding]:
     if not Path(root).is_dir():
         return [Finding("warn", "library", f"the library folder {root} is missing (moved, renamed or not mounted); "
                         "search still works from the cached features",
-                        "mount or restore it; indexing a moved library needs a new --index folder")]
+                        "mount or restore it; to index it where it is now, run `vidseek index NEW_PLACE --index ... "
+                        "--rebuild` (or use a new --index folder)")]
     return [Finding("ok", "library", str(root))]
 
 
@@ -240,7 +242,7 @@ def _cache(index_dir: Path, listed: set[int], retired: dict[int, float], ok_ids:
     """Cache files the catalog does not list, and a clip index that lags behind the catalog."""
     from vidseek.index.cache import FeatureCache
     from vidseek.index.catalog import RETAIN_RETIRED_S
-    from vidseek.index.clips import ClipIndexError, read_ids
+    from vidseek.index.clips import WINDOW_BITS, ClipIndexError, read_ids
 
     found = []
     files = set(FeatureCache(index_dir, "states").video_ids()) | set(FeatureCache(index_dir, "clips").video_ids())
@@ -255,7 +257,7 @@ def _cache(index_dir: Path, listed: set[int], retired: dict[int, float], ok_ids:
         stored = read_ids(index_dir)
     except ClipIndexError:
         return found  # integrity_check reported it
-    present = set() if stored is None else {int(v) for v in (stored[1] >> 20).tolist()}
+    present = set() if stored is None else {int(v) for v in (stored[1] >> WINDOW_BITS).tolist()}
     lagging = ok_ids - present
     if lagging:
         found.append(Finding("info", "clip index", f"clips.faiss lacks {len(lagging)} ok videos (a run was interrupted "

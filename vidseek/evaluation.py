@@ -435,10 +435,15 @@ VCMR_THRESHOLDS = (0.5, 0.7)
 VCMR_RANKS = (1, 10)
 
 
-def vcmr_metrics(ground_truth: list[dict[str, Any]], predictions: list[dict[str, Any]]) -> dict[str, float]:
+def vcmr_metrics(ground_truth: list[dict[str, Any]], predictions: list[dict[str, Any]],
+                 same_sentence: bool = False) -> dict[str, float]:
     """Video corpus moment retrieval, as TVR's evaluation counts it: a query is a hit at rank k and
     IoU t when one of its first k predicted moments is in the right video and overlaps one of the
     ground-truth windows with IoU >= t. Keys ``VCMR-R{k}@{t}`` in percent.
+
+    ``same_sentence``: a moment is also right in any other video annotated with the very same
+    sentence (case and surrounding spaces ignored), for libraries where one sentence describes
+    moments in many videos ("person opens the door"); keys ``VCMR-any-R{k}@{t}``.
 
     ground_truth: records with ``qid``, ``vid``, ``relevant_windows``; predictions: records with
     ``qid`` and ``pred_moments`` ``[[vid, start, end, score], ...]`` best first.
@@ -448,21 +453,33 @@ def vcmr_metrics(ground_truth: list[dict[str, Any]], predictions: list[dict[str,
     0.0
     >>> vcmr_metrics(gt, [{"qid": 1, "pred_moments": [["b", 0, 10, 0.9], ["a", 1, 10, 0.8]]}])["VCMR-R10@0.7"]
     100.0
+    >>> gt2 = [{"qid": 1, "query": "waves", "vid": "a", "relevant_windows": [[0, 10]]},
+    ...        {"qid": 2, "query": "Waves ", "vid": "b", "relevant_windows": [[2, 4]]}]
+    >>> pred = [{"qid": 1, "pred_moments": [["b", 2, 4, 0.9]]}, {"qid": 2, "pred_moments": [["a", 0, 9, 0.9]]}]
+    >>> vcmr_metrics(gt2, pred)["VCMR-R1@0.5"], vcmr_metrics(gt2, pred, same_sentence=True)["VCMR-any-R1@0.5"]
+    (0.0, 100.0)
     """
     preds = {str(p["qid"]): p for p in predictions}
     missing = [str(g["qid"]) for g in ground_truth if str(g["qid"]) not in preds]
     if missing:
         raise ValueError(f"{len(missing)} ground-truth queries have no prediction, e.g. qid {missing[0]}")
+    truth: dict[tuple[str, str], list] = {}  # (sentence key, vid) -> windows
+    for g in ground_truth:
+        key = str(g.get("query", "")).strip().lower() if same_sentence else str(g["qid"])
+        truth.setdefault((key, str(g["vid"])), []).extend(g["relevant_windows"])
     hits = {(k, t): 0 for k in VCMR_RANKS for t in VCMR_THRESHOLDS}
     for g in ground_truth:
-        gt = np.asarray(g["relevant_windows"], np.float64).reshape(-1, 2)
-        best = []  # best IoU within the right video, per predicted rank
+        key = str(g.get("query", "")).strip().lower() if same_sentence else str(g["qid"])
+        best = []  # best IoU within a right video, per predicted rank
         for moment in preds[str(g["qid"])].get("pred_moments", []):
-            vid, start, end = moment[0], float(moment[1]), float(moment[2])
-            best.append(float(temporal_iou(np.array([[start, end]]), gt).max()) if str(vid) == str(g["vid"]) else 0.0)
+            vid, start, end = str(moment[0]), float(moment[1]), float(moment[2])
+            windows = truth.get((key, vid))
+            gt = np.asarray(windows, np.float64).reshape(-1, 2) if windows else None
+            best.append(float(temporal_iou(np.array([[start, end]]), gt).max()) if gt is not None else 0.0)
         for k in VCMR_RANKS:
             top = max(best[:k], default=0.0)
             for t in VCMR_THRESHOLDS:
                 hits[(k, t)] += top >= t
     n = max(len(ground_truth), 1)
-    return {f"VCMR-R{k}@{t}": round(100.0 * hits[(k, t)] / n, 2) for k in VCMR_RANKS for t in VCMR_THRESHOLDS}
+    name = "VCMR-any" if same_sentence else "VCMR"
+    return {f"{name}-R{k}@{t}": round(100.0 * hits[(k, t)] / n, 2) for k in VCMR_RANKS for t in VCMR_THRESHOLDS}

@@ -23,14 +23,19 @@ def eval_cmd(gt_path: Path, pred_path: Path, as_json: bool) -> None:
     Each prediction line is {"qid": ..., "pred_relevant_windows": [[start, end, score], ...]},
     best window first; every ground-truth qid needs exactly one prediction line. Library-wide
     predictions from `vidseek search --queries` ({"qid", "pred_moments": [[vid, start, end, score], ...]})
-    are scored with the VCMR metrics (R1/R10 at IoU 0.5/0.7, right video required).
+    are scored with the VCMR metrics (R1/R10 at IoU 0.5/0.7, right video required), and, when the
+    ground truth has the sentences, VCMR-any (a moment also counts in any other video annotated with
+    the same sentence).
     """
     from vidseek.evaluation import evaluate_files, load_jsonl, vcmr_metrics
 
     try:
         preds = load_jsonl(pred_path)
         if preds and "pred_moments" in preds[0]:
-            metrics = vcmr_metrics(load_jsonl(gt_path), preds)
+            gt = load_jsonl(gt_path)
+            metrics = vcmr_metrics(gt, preds)
+            if gt and "query" in gt[0]:  # also count moments in other videos annotated with the same sentence
+                metrics.update(vcmr_metrics(gt, preds, same_sentence=True))
             click.echo(json.dumps(metrics, indent=2) if as_json else
                        "\n".join(f"{k:16} {v:8.2f}" for k, v in metrics.items()))
             return

@@ -118,7 +118,12 @@ def _export_clip(source: str, positional: Path | None, out_dir: Path | None, fmt
     if fmt != "onnx" or tensorrt_options:
         raise click.BadParameter("a zero-shot CLIP bundle is exported as ONNX only; run it on TensorRT with "
                                  "`--backend onnxruntime-tensorrt`", param_hint="--format")
-    need_torch("export")
+    from vidseek.engine.models import export_missing
+
+    missing = export_missing()
+    if missing:
+        raise click.ClickException(f"exporting a CLIP model needs PyTorch, transformers and onnx ({', '.join(missing)} "
+                                   "not installed here): pip install 'vidseek[train]'")
     from vidseek.engine.bundle import load_bundle
     from vidseek.export.clip import export_clip_bundle
 

@@ -126,18 +126,18 @@ def search_cmd(query, index_dir, queries_path, out_path, per_video, top_k, candi
             with _damaged_videos_shown(), Searcher(index_dir or default_index(), backend=backend) as searcher:
                 n = _batch(searcher, queries_path, out_path, per_video, top_k, candidates)
         except _errors() as exc:
-            raise click.ClickException(str(exc)) from exc
+            raise click.ClickException(_shown(exc)) from exc
         click.echo(f"{n} queries -> {out_path}")
         return
     try:
         with _damaged_videos_shown(), Searcher(index_dir or default_index(), backend=backend) as searcher:
             moments = searcher.search(query, top_k, candidates, video, phrases=phrases)
     except QueryError as exc:
-        raise click.BadParameter(str(exc), param_hint="QUERY") from None
+        raise click.BadParameter(_shown(exc), param_hint="QUERY") from None
     except PhrasesUnavailable as exc:
-        raise click.BadParameter(str(exc), param_hint="--phrases") from None
+        raise click.BadParameter(_shown(exc), param_hint="--phrases") from None
     except _errors() as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise click.ClickException(_shown(exc)) from exc
     if as_json:
         for m in moments:
             click.echo(json.dumps(m.to_dict()))
@@ -162,7 +162,10 @@ def _batch(searcher, queries_path: Path, out_path: Path, per_video: bool, top_k:
 
     by_vid = {Path(v.path).stem: v.path for v in searcher.videos.values()}
     lines = []
-    for rec in tqdm(load_jsonl(queries_path), desc="search", unit="query", disable=None):
+    for n, rec in enumerate(tqdm(load_jsonl(queries_path), desc="search", unit="query", disable=None), 1):
+        if "qid" not in rec or not isinstance(rec.get("query"), str):
+            raise ValueError(f"{queries_path}: query {n} ({'qid ' + repr(rec['qid']) if 'qid' in rec else 'no qid'}) "
+                             "needs a qid and a query string, as in {\"qid\": 1, \"query\": \"person opens door\"}")
         if per_video:
             if rec.get("vid") not in by_vid:
                 raise ValueError(f"query {rec.get('qid')!r}: its video {rec.get('vid')!r} is not indexed")
@@ -191,7 +194,7 @@ def info_cmd(index_dir):
             settings, counts, videos = cat.settings(), cat.counts(), cat.videos()
             problems = cat.integrity_check()
     except _errors() as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise click.ClickException(_shown(exc)) from exc
     model = f", --model {settings['model']}" if settings.get("model") else ""
     click.echo(f"index    {index_dir}\nlibrary  {settings.get('root')}\nbundle   {settings.get('bundle')} "
                f"(fingerprint {settings.get('fingerprint')}{model})\nclips    {settings.get('window_s')} s windows every "

@@ -61,8 +61,8 @@ def zero_shot_dir(source: str) -> Path:
     return cache_root() / "bundles" / f"clip-{zero_shot_key(source)}"
 
 
-def _torch_missing() -> list[str]:
-    """Which of the packages the zero-shot export needs are not importable here."""
+def export_missing() -> list[str]:
+    """Which of the packages a zero-shot export needs (torch, transformers, onnx) are not installed here."""
     missing = []
     for name in ("torch", "transformers", "onnx"):
         try:
@@ -87,7 +87,7 @@ def zero_shot_bundle(source: str, on_export: Callable[[str, Path], None] | None 
     if folder.exists():
         raise ModelChoiceError(f"the cache folder {folder} of clip:{source} exists but holds no bundle.json; "
                                "remove it and run again")
-    missing = _torch_missing()
+    missing = export_missing()
     if missing:
         raise ModelChoiceError(
             f"clip:{source} is exported once into a zero-shot bundle, which needs PyTorch ({', '.join(missing)} "

@@ -123,6 +123,7 @@ class Searcher:
             catalog.close()
             raise
         old = self.catalog
+        old_maps = (self.states, self.clips.embeddings) if old is not None else ()  # set with the catalog
         self.catalog, self.settings, self.bundle, self.grounder = catalog, settings, bundle, grounder
         self.rate, self.window_s, self.stride_s = rate, window_s, stride_s
         self.state_dim = settings.get(SETTING_STATE_DIM)  # None in indexes made before it was recorded
@@ -130,6 +131,8 @@ class Searcher:
         self.damaged: dict[int, str] = {}
         if old is not None:
             old.close()
+        for cache in old_maps:  # the memory maps kept for the index as it was
+            cache.close()
         self._skip(unfit)
 
     def reopen(self) -> None:
@@ -156,6 +159,7 @@ class Searcher:
         """Release the catalog and the cached memory maps; the Searcher cannot search afterwards."""
         self.catalog.close()
         self.states.close()
+        self.clips.embeddings.close()
 
     def __enter__(self) -> Searcher:
         return self

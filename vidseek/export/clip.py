@@ -30,14 +30,11 @@ from vidseek.engine.bundle import BUNDLE_FORMAT_VERSION, Bundle, sha256
 from vidseek.engine.registry import ZERO_SHOT_MODEL, graphs_for
 from vidseek.engine.video import DEFAULT_RATE
 from vidseek.export.onnx import DEFAULT_OPSET, GraphReport, _io_descriptions, export_graph
+from vidseek.export.parity import ParityError, check_clip_parity
 from vidseek.trainer.encoders import ClipTextTower, load_clip
 
 PARITY_ATOL = 1e-4  # exported graphs vs PyTorch, max |difference| of the embeddings
 EXAMPLE_QUERIES = ["a person opens the door", "someone waves"]  # traced inputs of the text graph
-
-
-class ParityError(RuntimeError):
-    """The exported graphs disagree with PyTorch beyond the tolerance; the bundle must not be used."""
 
 
 class ZeroShotTextGraph(nn.Module):
@@ -118,8 +115,6 @@ def export_clip_bundle(source: str, out_dir: str | Path, opset: int = DEFAULT_OP
         "parity": None,
     }
     if check:
-        from vidseek.export.parity import check_clip_parity
-
         report = check_clip_parity(parts, Bundle(out, meta))
         worst = max(report.values())
         if worst > atol:

@@ -11,6 +11,12 @@ from vidseek.engine.grounder import Grounder
 from vidseek.spans import temporal_iou_paired
 from vidseek.trainer.checkpoint import Run
 
+
+class ParityError(RuntimeError):
+    """An exported bundle disagrees with PyTorch (its graphs beyond the tolerance, or its tokenizer
+    splitting queries differently); the bundle must not be used."""
+
+
 QUERIES = ["person opens the door", "someone picks up the red box and walks out", "waves"]
 
 
@@ -67,10 +73,10 @@ def check_parity(run: Run, bundle: Bundle, lengths=(8, 32, None), batch: int = 3
     ids, mask_w = torch.from_numpy(feeds["input_ids"]), torch.from_numpy(feeds["attention_mask"]) > 0
     words = run.featurizer.encode(queries)
     torch_text = model.encode_text(words.words, words.mask)
+    if ids.shape != words.mask.shape or not torch.equal(mask_w, words.mask):  # before comparing their outputs
+        raise ParityError("the bundle's tokenizer splits the queries differently from the trainer's")
     keys = [k for k in ("sentence", "phrases", "word_att", "retrieval") if k in text_ort]
     report["text_encoder"] = _max_diff({k: text_ort[k] for k in keys}, {k: torch_text[k] for k in keys}, {})
-    if ids.shape != words.mask.shape or not torch.equal(mask_w, words.mask):
-        raise AssertionError("the bundle's tokenizer splits the queries differently from the trainer's")
 
     for t in lengths:
         t = t or bundle.length
@@ -107,7 +113,7 @@ def check_clip_parity(parts, bundle: Bundle, batch_sizes=(1, 5), seed: int = 0) 
     frame_encoder: random pixels at each batch size. text_encoder: QUERIES tokenised by the bundle's
     tokenizer and padded into one batch by the engine, against PyTorch's normalised embedding of each
     query tokenised on its own by transformers, so the tokenizer and padding are measured too.
-    Returns {"frame_encoder": max_diff, "text_encoder": max_diff}; raises AssertionError when the
+    Returns {"frame_encoder": max_diff, "text_encoder": max_diff}; raises ParityError when the
     bundle's tokenizer splits a query differently from CLIP's.
     """
     g = Grounder(bundle)
@@ -126,7 +132,8 @@ def check_clip_parity(parts, bundle: Bundle, batch_sizes=(1, 5), seed: int = 0) 
         enc = parts.tokenize([query], max_length=max_words)
         n = int(feeds["attention_mask"][i].sum())
         if enc["input_ids"][0].tolist() != feeds["input_ids"][i, :n].tolist():
-            raise AssertionError(f"the bundle's tokenizer splits {query!r} differently from CLIP's")
+            raise ParityError(f"the bundle's tokenizer splits {query!r} differently from CLIP's; do not use "
+                              f"{bundle.path}: export from a CLIP folder whose tokenizer.json matches the model")
         ref = torch.nn.functional.normalize(parts.text(enc["input_ids"], enc["attention_mask"])[1], dim=-1)
         report["text_encoder"] = max(report["text_encoder"], _max_diff({"r": got[i:i + 1]}, {"r": ref}, {}))
     return report

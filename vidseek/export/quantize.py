@@ -79,7 +79,8 @@ def agreement(reference: Grounder, candidate: Grounder, queries: list[str]) -> d
 
 def quantize_text_encoder(bundle_dir: str | Path, mode: str = "int8", queries: list[str] | None = None,
                           min_cosine: float = MIN_COSINE) -> dict:
-    """Replace BUNDLE_DIR/text_encoder.onnx by its ``mode`` version if it agrees with the fp32 graph.
+    """Replace BUNDLE_DIR/text_encoder.onnx by its ``mode`` version, ``text_encoder.MODE.onnx``, if it
+    agrees with the fp32 graph.
 
     Returns the record stored in bundle.json under ``graphs.text_encoder.quantized``: mode, bytes
     before and after, and the lowest cosine similarity per output over ``queries``.
@@ -92,22 +93,28 @@ def quantize_text_encoder(bundle_dir: str | Path, mode: str = "int8", queries: l
     src = bundle.graph_path("text_encoder")
     reference = Grounder(bundle)
     queries = list(queries or DEFAULT_QUERIES)
+    readable = [q for q in queries if _readable(reference, q)]
+    final = bundle.path / f"text_encoder.{mode}.onnx"
     with tempfile.TemporaryDirectory(dir=bundle.path) as tmp:
-        dst = Path(tmp) / src.name
+        dst = Path(tmp) / final.name
         _quantize(src, dst, mode)
         cand = copy.copy(reference)  # the reference's tokenizer and sessions, with the new text graph
         cand.sessions = {**reference.sessions, "text_encoder": make_session(dst, "onnxruntime")}
-        worst = agreement(reference, cand, [q for q in queries if _readable(reference, q)])
+        worst = agreement(reference, cand, readable)
         if not worst or min(worst.values()) < min_cosine:
             raise ValueError(f"the {mode} text encoder disagrees with the fp32 one (lowest cosine similarity per "
                              f"output {worst}, need >= {min_cosine}); keep the fp32 graph or try another mode")
         record = {"mode": mode, "bytes_fp32": src.stat().st_size, "bytes": dst.stat().st_size,
-                  "min_cosine_vs_fp32": {k: round(v, 5) for k, v in worst.items()}, "queries": len(queries)}
-        os.replace(dst, src)
+                  "min_cosine_vs_fp32": {k: round(v, 5) for k, v in worst.items()}, "queries": len(readable)}
+        os.replace(dst, final)
+    # bundle.json switches to the new file in one atomic write; only then does the fp32 graph go, so a
+    # crash at any point leaves a bundle that verifies (old graph, or new graph and a stray old file)
     meta = json.loads((bundle.path / "bundle.json").read_text())
-    meta["graphs"]["text_encoder"]["quantized"] = record
-    meta["files"][src.name] = sha256(src)
+    meta["graphs"]["text_encoder"].update(file=final.name, quantized=record)
+    del meta["files"][src.name]
+    meta["files"][final.name] = sha256(final)
     atomic_write_text(bundle.path / "bundle.json", json.dumps(meta, indent=2))
+    src.unlink()
     return record
 
 

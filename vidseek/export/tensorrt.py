@@ -146,6 +146,13 @@ def build_engine(onnx_path: Path, engine_path: Path, shapes: dict, precision: st
 def build_bundle_engines(bundle: Bundle, precision: str = "fp32", calib: dict[str, dict[str, np.ndarray]] | None = None,
                          on_graph=None) -> Path:
     """Build (or reuse from the cache) one engine per graph; returns the engine folder."""
+    if bundle.zero_shot:
+        raise ValueError(f"{bundle.path} is a zero-shot CLIP bundle (no fixed length to build profiles for); run it "
+                         "on TensorRT through onnxruntime with --backend onnxruntime-tensorrt")
+    quantized = bundle.graphs.get("text_encoder", {}).get("quantized")
+    if quantized:
+        raise ValueError(f"the text encoder of {bundle.path} is onnxruntime {quantized['mode']}-quantized, which "
+                         "TensorRT does not build; export the run again (fp32) and use --fp16 or --int8 here")
     out = engine_dir(bundle, precision)
     out.mkdir(parents=True, exist_ok=True)
     manifest_path = out / "engines.json"
