@@ -6,6 +6,8 @@ from __future__ import annotations
 import click
 
 from vidseek import __version__
+from vidseek.cli.demo_cmd import demo_cmd
+from vidseek.cli.doctor_cmd import doctor_cmd
 from vidseek.cli.eval_cmd import eval_cmd
 from vidseek.cli.export_cmd import export_cmd
 from vidseek.cli.features_cmd import features_cmd
@@ -20,6 +22,7 @@ def cli() -> None:
     """Find moments in video by natural language."""
 
 
+cli.add_command(demo_cmd)
 cli.add_command(train_cmd)
 cli.add_command(predict_cmd)
 cli.add_command(eval_cmd)
@@ -29,3 +32,4 @@ cli.add_command(features_cmd)
 cli.add_command(index_cmd)
 cli.add_command(search_cmd)
 cli.add_command(info_cmd)
+cli.add_command(doctor_cmd)
