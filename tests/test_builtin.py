@@ -84,7 +84,8 @@ def test_quantized_text_encoder_agrees_with_fp32_and_is_smaller(tmp_path, monkey
     assert bundle.graphs["text_encoder"]["quantized"]["mode"] == mode
     with pytest.raises(ValueError, match="already quantized"):
         quantize_text_encoder(bundle_dir, mode)
-    with open(bundle_dir / "text_encoder.onnx", "ab") as fh:  # tampering is still caught
+    assert not (bundle_dir / "text_encoder.onnx").exists()  # the fp32 graph is gone
+    with open(bundle.graph_path("text_encoder"), "ab") as fh:  # tampering is still caught
         fh.write(b"x")
     with pytest.raises(BundleError):
         load_bundle(bundle_dir)

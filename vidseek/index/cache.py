@@ -4,13 +4,25 @@
 query time without decoding the video again; ``FeatureCache(index_dir, kind="clips")`` holds the
 clip embeddings ``(windows, E)`` from which the FAISS index is rebuilt. Files are
 ``index_dir/cache/<video_id>.<kind>.npy``; ``get`` memory-maps them read-only.
+
+Open memory maps are kept (a bounded least-recently-used set per ``FeatureCache``), because opening
+one costs far more than reading a window from it: ``np.load(mmap_mode="r")`` parses the header with
+``ast.literal_eval`` and maps the file (~0.3 ms on a busy 2-core machine), and a fresh map
+page-faults on every page it touches. A kept map is revalidated with one ``os.stat`` per ``get``
+(inode, size, mtime): a file replaced by ``put`` (``os.replace``, a new inode) or by another process
+is opened again, so a reader never sees stale values. Headers that ``np.save`` writes for 2-D
+float16 C-order arrays are parsed directly; anything else goes through ``np.load``.
 """
 
 from __future__ import annotations
 
 
 import errno
+import os
 import re
+import resource
+import stat
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,6 +35,12 @@ from vidseek.index import IndexStorageError
 CACHE_DIR = "cache"
 KINDS = ("states", "clips")
 _FLOAT16_MAX = float(np.finfo(np.float16).max)  # 65504
+# Open memory maps kept per FeatureCache. Each holds one file descriptor (Python's mmap keeps a
+# duplicate), so the bound also stays below a quarter of the process's descriptor limit.
+MAX_OPEN_MAPS = 512
+# The header np.save writes (format 1.0) for a C-order little-endian float16 (T, H) array.
+_NPY_MAGIC_V1 = b"\x93NUMPY\x01\x00"
+_NPY_FLOAT16_2D = re.compile(rb"^\{'descr': '<f2', 'fortran_order': False, 'shape': \((\d+), (\d+)\), \} *\n$")
 
 
 class CacheError(IndexStorageError):
@@ -70,6 +88,45 @@ def remove_temporaries(folder: str | Path) -> int:
     return count
 
 
+def default_max_open() -> int:
+    """How many memory maps a ``FeatureCache`` keeps open: ``MAX_OPEN_MAPS``, or a quarter of the
+    soft limit on open files when that is lower (each map holds a file descriptor)."""
+    try:
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (OSError, ValueError):
+        return MAX_OPEN_MAPS
+    if soft == resource.RLIM_INFINITY or soft <= 0:
+        return MAX_OPEN_MAPS
+    return max(0, min(MAX_OPEN_MAPS, soft // 4))
+
+
+def _map_array(path: Path) -> np.memmap:
+    """A read-only memory map of the ``.npy`` file ``path`` as a 2-D float16 array.
+
+    The header np.save writes for such arrays is parsed here (a fixed pattern, no
+    ``ast.literal_eval``); any other file goes through ``np.load`` and is refused unless it holds a
+    2-D float16 array. Unreadable or truncated files raise ``CacheError``.
+    """
+    try:
+        array = None
+        with open(path, "rb") as fh:
+            head = fh.read(10)
+            if len(head) == 10 and head[:8] == _NPY_MAGIC_V1:
+                header = fh.read(int.from_bytes(head[8:10], "little"))
+                match = _NPY_FLOAT16_2D.match(header)
+                if match is not None and int(match.group(1)) * int(match.group(2)) > 0:
+                    shape = (int(match.group(1)), int(match.group(2)))
+                    array = np.memmap(fh, dtype=np.float16, mode="r", offset=10 + len(header), shape=shape)
+        if array is None:
+            array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise CacheError(f"{path} is unreadable ({exc}); delete it and re-run `vidseek index`") from None
+    if array.dtype != np.float16 or array.ndim != 2:
+        raise CacheError(f"{path} holds a {array.dtype} array of shape {array.shape}; expected a "
+                         "(T, H) float16 array: delete it and re-run `vidseek index`")
+    return array
+
+
 class FeatureCache:
     """Float16 arrays per video under ``index_dir/cache/``, one file per (video id, kind).
 
@@ -80,12 +137,17 @@ class FeatureCache:
     (dtype('float16'), [7])
     """
 
-    def __init__(self, index_dir: str | Path, kind: str = "states"):
+    def __init__(self, index_dir: str | Path, kind: str = "states", max_open: int | None = None):
+        """``max_open``: memory maps kept open for reuse (default ``default_max_open()``; 0 keeps none)."""
         if kind not in KINDS:
             raise ValueError(f"unknown cache kind {kind!r}; expected one of {', '.join(KINDS)}")
         self.folder = Path(index_dir) / CACHE_DIR
         self.kind = kind
+        self.max_open = default_max_open() if max_open is None else max(0, int(max_open))
         self._pattern = re.compile(rf"^(\d+)\.{kind}\.npy$")
+        self._prefix = os.path.join(str(self.folder), "")  # "…/cache/", for building paths cheaply in get
+        # video id -> ((inode, size, mtime_ns) of the file mapped, the read-only map), oldest first
+        self._open: OrderedDict[int, tuple[tuple[int, int, int], np.memmap]] = OrderedDict()
 
     def path(self, video_id: int) -> Path:
         if int(video_id) < 0:
@@ -121,34 +183,56 @@ class FeatureCache:
             with open(tmp, "wb") as fh:
                 np.save(fh, data, allow_pickle=False)
 
+        self._open.pop(int(video_id), None)
         return atomic_write(self.path(video_id), write)
 
     def get(self, video_id: int, shape: tuple[int | None, int | None] | None = None) -> np.memmap:
         """The stored array (T, H) float16, memory-mapped read-only.
 
         ``shape`` is the expected (T, H), ``None`` in a position accepting any size; a mismatch
-        raises ``CacheError`` naming the file and both shapes.
+        raises ``CacheError`` naming the file and both shapes. The map is kept open for the next
+        call (see the module docstring) as long as the file is the same one.
         """
-        path = self.path(video_id)
-        if not path.is_file():
-            raise CacheError(f"no cached {self.kind} for video {video_id}: {path} is missing; "
-                             "re-run `vidseek index` to re-encode the video")
+        video_id = int(video_id)
+        if video_id < 0:
+            raise ValueError(f"video ids are >= 0, got {video_id}")
+        name = f"{self._prefix}{video_id}.{self.kind}.npy"
         try:
-            array = np.load(path, mmap_mode="r", allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise CacheError(f"{path} is unreadable ({exc}); delete it and re-run `vidseek index`") from None
-        if array.dtype != np.float16 or array.ndim != 2:
-            raise CacheError(f"{path} holds a {array.dtype} array of shape {array.shape}; expected a "
-                             "(T, H) float16 array: delete it and re-run `vidseek index`")
+            st = os.stat(name)
+        except FileNotFoundError:
+            st = None
+        except OSError as exc:
+            raise CacheError(f"{name} is unreadable ({exc.strerror or exc}); delete it and re-run `vidseek index`") from None
+        if st is None or not stat.S_ISREG(st.st_mode):
+            self._open.pop(video_id, None)
+            raise CacheError(f"no cached {self.kind} for video {video_id}: {name} is missing; "
+                             "re-run `vidseek index` to re-encode the video")
+        identity = (st.st_ino, st.st_size, st.st_mtime_ns)
+        kept = self._open.get(video_id)
+        if kept is not None and kept[0] == identity:
+            self._open.move_to_end(video_id)
+            array = kept[1]
+        else:
+            array = _map_array(Path(name))
+            if self.max_open:
+                self._open[video_id] = (identity, array)
+                self._open.move_to_end(video_id)
+                while len(self._open) > self.max_open:
+                    self._open.popitem(last=False)
         if shape is not None and any(want is not None and want != got for want, got in zip(shape, array.shape)):
             expected = tuple("any" if s is None else s for s in shape)
-            raise CacheError(f"{path} has shape {array.shape} but the catalog expects {expected}; "
+            raise CacheError(f"{name} has shape {array.shape} but the catalog expects {expected}; "
                              "the cache and catalog disagree: re-index with `vidseek index --rebuild`")
         return array
+
+    def close(self) -> None:
+        """Release every kept memory map (arrays already returned stay valid)."""
+        self._open.clear()
 
     def remove(self, video_id: int) -> bool:
         """Delete the file of ``video_id``; True when there was one."""
         path = self.path(video_id)
+        self._open.pop(int(video_id), None)
         try:
             path.unlink()
         except FileNotFoundError:

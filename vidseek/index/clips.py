@@ -35,6 +35,11 @@ FLAT_MAX_VECTORS = 50_000
 #   n=3k d=32: 1.000 (1.000 on unstructured random vectors); n=40k d=64: 0.989 at 0.2 ms/query.
 # HNSW cannot remove vectors: removal rebuilds it from the cache (batch them: ``remove_videos``).
 HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 200, 256
+# efSearch by library size (``hnsw_ef_search``), from `vidseek bench` on synthetic libraries of
+# 256-d clips (docs/benchmarks.md): at 169k clips efSearch 64/128/256/512 gave recall@50 against
+# exact search 0.90/0.94/0.97/0.99 (recall@10 >= 0.995 throughout) for 0.7-5 ms per query, so
+# 256 up to HNSW_EF_LARGE_N clips and twice that above, where a graph of the same M finds less.
+HNSW_EF_LARGE_N, HNSW_EF_SEARCH_LARGE = 500_000, 512
 # Above it on GPU (FAISS has no GPU HNSW): IVF-Flat, nlist = 4 * sqrt(n) lists (at least 39 training
 # points each), nprobe = nlist / 4 (at least 32) lists per query, which is cheap on a GPU. IVF
 # centroids do not follow new kinds of content, so it is re-trained whenever the library has doubled
@@ -42,6 +47,8 @@ HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 200, 256
 # because new clusters kept arriving after training (one training on all 40k gives 0.99).
 IVF_LISTS_PER_SQRT_N, IVF_MIN_POINTS_PER_LIST, IVF_PROBE_DIVISOR, IVF_MIN_PROBE = 4, 39, 4, 32
 IVF_RETRAIN_GROWTH = 2.0
+# Fewer queries than this are searched on one OpenMP thread (FAISS parallelises over queries).
+SERIAL_QUERIES = 2
 LARGE_KINDS = ("auto", "hnsw", "ivf")
 
 
@@ -144,6 +151,15 @@ def gpu_available() -> bool:
     return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
 
 
+def hnsw_ef_search(n_vectors: int) -> int:
+    """The HNSW search breadth (efSearch) for an index of ``n_vectors`` clips (see the constants).
+
+    >>> hnsw_ef_search(100_000), hnsw_ef_search(2_000_000)
+    (256, 512)
+    """
+    return HNSW_EF_SEARCH if n_vectors <= HNSW_EF_LARGE_N else HNSW_EF_SEARCH_LARGE
+
+
 def choose_index(n_vectors: int, dim: int, flat_max: int = FLAT_MAX_VECTORS, gpu: bool | None = None,
                  large: str = "auto") -> IndexChoice:
     """The index for ``n_vectors`` clips of dimension ``dim``.
@@ -156,6 +172,8 @@ def choose_index(n_vectors: int, dim: int, flat_max: int = FLAT_MAX_VECTORS, gpu
     'Flat, exact (CPU)'
     >>> choose_index(100_000, 256, gpu=False).describe()
     'HNSW32 efConstruction=200 efSearch=256 (CPU)'
+    >>> choose_index(2_000_000, 256, gpu=False).describe()
+    'HNSW32 efConstruction=200 efSearch=512 (CPU)'
     >>> choose_index(1_000_000, 256, gpu=True).describe()
     'IVF4000,Flat nprobe=1000 (GPU)'
     """
@@ -167,7 +185,8 @@ def choose_index(n_vectors: int, dim: int, flat_max: int = FLAT_MAX_VECTORS, gpu
     if n_vectors <= flat_max:
         return IndexChoice("flat", gpu)
     if large == "hnsw" or (large == "auto" and not gpu):
-        return IndexChoice("hnsw", False, m=HNSW_M, ef_construction=HNSW_EF_CONSTRUCTION, ef_search=HNSW_EF_SEARCH)
+        return IndexChoice("hnsw", False, m=HNSW_M, ef_construction=HNSW_EF_CONSTRUCTION,
+                           ef_search=hnsw_ef_search(n_vectors))
     nlist = max(1, min(round(IVF_LISTS_PER_SQRT_N * math.sqrt(n_vectors)), n_vectors // IVF_MIN_POINTS_PER_LIST))
     nprobe = min(nlist, max(IVF_MIN_PROBE, nlist // IVF_PROBE_DIVISOR))
     return IndexChoice("ivf", gpu, nlist=nlist, nprobe=nprobe)
@@ -267,15 +286,28 @@ class ClipIndex:
     def ntotal(self) -> int:
         return int(self._index.ntotal)
 
+    @property
+    def faiss_index(self):
+        """The FAISS index searched on the CPU (``IndexIDMap2`` or ``IndexIVFFlat``); read it, do not
+        change it (``add``/``remove_videos`` keep the bookkeeping)."""
+        return self._index
+
     def ids(self) -> np.ndarray:
         """Every FAISS id (N,) int64 in the index, in no particular order."""
         return _ids_of(self._index)
 
     def video_ids(self) -> set[int]:
         """Ids of the videos that have clips in the index."""
+        return set(self._video_set())
+
+    def _video_set(self) -> set[int]:
+        """The index's own set of video ids (not a copy: do not change it)."""
         if self._videos is None:
             self._videos = set(np.unique(self.ids() >> WINDOW_BITS).tolist())
-        return set(self._videos)
+        return self._videos
+
+    def _holds(self, video_id: int) -> bool:
+        return int(video_id) in self._video_set()
 
     def _changed(self) -> None:
         self._gpu_index = None
@@ -298,7 +330,7 @@ class ClipIndex:
             raise ClipIndexError(f"clip embeddings of video {video_id}: got 0 windows; every video has at least one")
         ids = encode_ids(video_id, np.arange(unit.shape[0]))
         self.embeddings.put(video_id, unit)  # first, so that a rebuild from the cache has it
-        present = video_id in self.video_ids()
+        present = self._holds(video_id)
         if present and self.choice.kind == "hnsw":
             self.rebuild()  # HNSW cannot remove: rebuild from the cache, which has the new vectors
             return
@@ -371,7 +403,8 @@ class ClipIndex:
         (``Catalog.integrity_check`` names them too); re-encode them.
         """
         wanted, present = {int(v) for v in ok_video_ids}, self.video_ids()
-        missing = sorted(wanted - present - set(self.embeddings.video_ids()))
+        absent = wanted - present  # listing the cache folder (one entry per file) only when needed
+        missing = sorted(absent - set(self.embeddings.video_ids())) if absent else []
         wanted -= set(missing)
         result = Reconciled(added=sorted(wanted - present), removed=sorted(present - wanted), missing=missing)
         if self.choice.kind == "hnsw" and result.removed:
@@ -416,7 +449,19 @@ class ClipIndex:
                     np.full((len(q), k), -1, np.int64))
         if self.choice.kind == "hnsw":
             faiss.downcast_index(self._index.index).hnsw.efSearch = max(self.choice.ef_search, k)
-        scores, ids = self._searcher().search(q, k)
+        searcher = self._searcher()
+        threads = faiss.omp_get_max_threads()
+        if len(q) < SERIAL_QUERIES and threads > 1 and searcher is self._index:
+            # FAISS splits work across queries, so a lone query gains nothing from OpenMP threads,
+            # while waking them costs up to a scheduler slice on a busy CPU (measured: p95 0.06 ms
+            # serial vs 28 ms with 2 threads on a loaded 2-core machine).
+            faiss.omp_set_num_threads(1)
+            try:
+                scores, ids = searcher.search(q, k)
+            finally:
+                faiss.omp_set_num_threads(threads)
+        else:
+            scores, ids = searcher.search(q, k)
         video, window = decode_ids(ids)
         return np.where(ids < 0, -np.inf, scores).astype(np.float32), video, window
 
@@ -476,7 +521,7 @@ def _choice_of(index, gpu: bool) -> IndexChoice:
         return IndexChoice("ivf", gpu, nlist=int(index.nlist), nprobe=int(index.nprobe))
     inner = faiss.downcast_index(index.index)
     if isinstance(inner, faiss.IndexHNSW):
-        inner.hnsw.efSearch = max(inner.hnsw.efSearch, HNSW_EF_SEARCH)
+        inner.hnsw.efSearch = max(inner.hnsw.efSearch, hnsw_ef_search(int(index.ntotal)))
         return IndexChoice("hnsw", False, m=int(inner.hnsw.nb_neighbors(1)),
                            ef_construction=int(inner.hnsw.efConstruction), ef_search=int(inner.hnsw.efSearch))
     if isinstance(inner, faiss.IndexFlat):
