@@ -6,6 +6,7 @@ from __future__ import annotations
 import click
 
 from vidseek import __version__
+from vidseek.cli.bench_cmd import bench_cmd
 from vidseek.cli.demo_cmd import demo_cmd
 from vidseek.cli.doctor_cmd import doctor_cmd
 from vidseek.cli.eval_cmd import eval_cmd
@@ -32,4 +33,5 @@ cli.add_command(features_cmd)
 cli.add_command(index_cmd)
 cli.add_command(search_cmd)
 cli.add_command(info_cmd)
+cli.add_command(bench_cmd)
 cli.add_command(doctor_cmd)

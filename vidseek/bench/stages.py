@@ -1,0 +1,376 @@
+"""What the benchmark times: graphs in isolation, the index-time stages per video, the query-time
+stages of a library search, the naive search (the head on every video), and FAISS structures.
+
+Stages are timed on the product's own code: ``Grounder`` for the graphs and the video side,
+``Searcher.search`` for queries. Per-stage times come from wrapping the pieces a search calls
+(tokenizer, text encoder session, ``ClipIndex.search``, ``FeatureCache.get``, head session) with a
+``StageClock``; ``post`` is the rest of the search (filling the head's batch from the cached
+windows, span decoding, fusion, NMS, ranking). End-to-end latencies are measured separately,
+without the wrappers.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from itertools import cycle
+from pathlib import Path
+
+import numpy as np
+
+from vidseek.bench.stats import StageClock, measure, summarise
+from vidseek.decode import decode_windows
+from vidseek.engine.bundle import Bundle
+from vidseek.engine.grounder import Grounder, QueryError
+
+# Queries in the synthetic world's language (`vidseek synth`): every subject with every action, so a
+# benchmark cycles through many distinct queries (whose candidates fall in different videos) rather
+# than repeating a few whose windows stay in the cache.
+SUBJECTS = ("the person", "someone", "a person in a red shirt", "the tall person", "somebody",
+            "the person in the blue shirt", "a short person", "the person in the white shirt")
+ACTIONS = ("opens the door", "picks up the red box", "sits on the chair", "waves hello", "walks into the room",
+           "switches on the light", "leaves the room", "gets up from the chair", "puts the ball on the floor",
+           "waves at the camera", "takes the yellow box", "pulls the door open", "sits down",
+           "lowers a green ball to the floor", "walks out of the room", "flips on the light switch",
+           "sets down the box", "takes a seat", "lifts a ball", "comes into the room", "swings the door open",
+           "turns off the light", "holds the orange ball", "closes the door", "waves a hand")
+_ALL_QUERIES = [f"{s} {a}" for a in ACTIONS for s in SUBJECTS]
+QUERIES = tuple(_ALL_QUERIES[(i * 77) % len(_ALL_QUERIES)] for i in range(len(_ALL_QUERIES)))  # 77: coprime, mixes
+QUERY_STAGES = ("tokenize", "text_encoder", "faiss", "cache", "head", "post")
+INDEX_STAGES = ("decode", "frame_encoder", "video_encoder")
+FRAME_BATCH = 64  # frames per frame-encoder call when a graph is timed alone
+TYPICAL_SECONDS = 35.0  # video length used when the video encoder is timed alone (mean of 10-60 s)
+
+
+def known_queries(grounder: Grounder, queries: tuple[str, ...] = QUERIES) -> list[str]:
+    """The queries the bundle's tokenizer can read; when none (a tiny learned vocabulary), queries
+    made of the vocabulary's own words."""
+    readable = []
+    for q in queries:
+        try:
+            grounder.tokenize([q])
+        except QueryError:
+            continue
+        readable.append(q)
+    if readable:
+        return readable
+    words = [w for w, _ in sorted(grounder.tokenizer.get_vocab().items(), key=lambda kv: kv[1])
+             if w.isalpha() and not w.startswith("<")]
+    if not words:
+        raise ValueError("the bundle's tokenizer knows no words to build benchmark queries from")
+    return [" ".join(words[i:i + 4]) for i in range(0, max(1, min(len(words), 32)), 4)]
+
+
+# ---- graphs alone -------------------------------------------------------------------------------
+def graph_feeds(bundle: Bundle, reference: Grounder, query: str, candidates: int, window_steps: int,
+                rate: float, seed: int = 0) -> dict[str, dict[str, np.ndarray]]:
+    """One input of each graph at its typical query- or index-time shape, the same for every backend.
+
+    frame_encoder: a chunk of 64 frames; video_encoder: one video of ~35 s; text_encoder: one query;
+    head: ``candidates`` windows of ``3 * window_steps`` steps (a clip and one window of context on
+    each side, as the search feeds it).
+    """
+    from vidseek.bench.library import bundle_dims
+
+    rng = np.random.default_rng(seed)
+    d, h, _ = bundle_dims(bundle)
+    feeds: dict[str, dict[str, np.ndarray]] = {}
+    fe = bundle.meta["features"].get("frame_encoder")
+    if fe and "frame_encoder" in bundle.graphs:
+        from vidseek.engine.preprocess import FrameSpec
+
+        spec = FrameSpec.from_dict(fe["spec"])
+        feeds["frame_encoder"] = {"pixels": rng.normal(size=(FRAME_BATCH, 3, spec.height, spec.width)).astype(np.float32)}
+    steps = max(1, round(TYPICAL_SECONDS * rate))
+    feeds["video_encoder"] = {"features": rng.normal(size=(1, steps, d)).astype(np.float32),
+                              "video_mask": np.ones((1, steps), bool)}
+    feeds["text_encoder"] = reference.tokenize([query])[0]
+    key = "phrases" if bundle.model_name == "plpnet" else "sentence"
+    text = reference.sessions["text_encoder"].run(feeds["text_encoder"])[key]
+    width = 3 * window_steps
+    feeds["head"] = {"video_states": np.clip(rng.normal(0, 0.3, size=(candidates, width, h)), -1, 1).astype(np.float32),
+                     "video_mask": np.ones((candidates, width), bool), key: np.repeat(text, candidates, 0)}
+    return feeds
+
+
+def graph_stages(grounder: Grounder, feeds: dict[str, dict[str, np.ndarray]], warmup: int, repeat: int) -> dict:
+    """Latency of each graph's session on ``feeds`` ({graph: {"shape": ..., "stats": ...}})."""
+    out = {}
+    for graph, feed in feeds.items():
+        session = grounder.sessions[graph]
+        stats = measure(lambda s=session, f=feed: s.run(f), warmup, repeat)
+        out[graph] = {"shapes": {k: list(v.shape) for k, v in feed.items()}, **stats.to_dict()}
+    return out
+
+
+# ---- index time ---------------------------------------------------------------------------------
+def index_stages(grounder: Grounder, videos: list[Path], warmup: int, repeat: int) -> dict:
+    """Decode (+ sampling and preprocessing), frame encoder and video encoder per video, as
+    ``vidseek index`` runs them (``Grounder.video_features`` then ``video_outputs``).
+
+    Returns per-stage stats (ms per video), videos/s and real-time factors (seconds of video per
+    second of work) overall and per stage.
+    """
+    clock = StageClock()
+    saved = grounder.sessions["frame_encoder"]
+    grounder.sessions["frame_encoder"] = clock.session("frame_encoder", saved)
+    rows = []
+    try:
+        for _ in range(warmup):
+            for path in videos:
+                feats, _ = grounder.video_features(path)
+                grounder.video_outputs(feats[None])
+        for _ in range(max(1, repeat)):
+            for path in videos:
+                clock.reset()
+                t0 = time.perf_counter()
+                feats, duration = grounder.video_features(path)
+                t1 = time.perf_counter()
+                grounder.video_outputs(feats[None])
+                t2 = time.perf_counter()
+                fe = clock.seconds.get("frame_encoder", 0.0)
+                rows.append({"decode": t1 - t0 - fe, "frame_encoder": fe, "video_encoder": t2 - t1,
+                             "total": t2 - t0, "duration": duration, "steps": len(feats)})
+    finally:
+        grounder.sessions["frame_encoder"] = saved
+    video_s = sum(r["duration"] for r in rows)
+    out = {"videos": len(videos), "runs": len(rows), "video_seconds": round(video_s / max(1, repeat), 3),
+           "steps": int(sum(r["steps"] for r in rows) / max(1, repeat))}
+    for stage in (*INDEX_STAGES, "total"):
+        seconds = sum(r[stage] for r in rows)
+        out[stage] = {**summarise([r[stage] for r in rows]).to_dict(),
+                      "rtf": round(video_s / seconds, 2) if seconds > 0 else None}
+    total = sum(r["total"] for r in rows)
+    out["videos_per_s"] = round(len(rows) / total, 3) if total > 0 else None
+    out["rtf"] = out["total"]["rtf"]
+    return out
+
+
+# ---- query time ---------------------------------------------------------------------------------
+@contextmanager
+def instrumented(searcher, clock: StageClock):
+    """Time the parts of ``searcher.search`` into ``clock`` (see the module docstring), restoring
+    the searcher afterwards."""
+    g = searcher.grounder
+    sessions = dict(g.sessions)
+    g.tokenize = clock.wrap("tokenize", g.tokenize)
+    g.sessions["text_encoder"] = clock.session("text_encoder", sessions["text_encoder"])
+    g.sessions["head"] = clock.session("head", sessions["head"])
+    search = searcher.clips.search
+
+    def keep_candidates(queries: np.ndarray, k: int):
+        found = search(queries, k)
+        clock.candidates = found
+        return found
+
+    searcher.clips.search = clock.wrap("faiss", keep_candidates)
+    searcher.states.get = clock.wrap("cache", searcher.states.get)
+    try:
+        yield clock
+    finally:
+        del g.tokenize, searcher.clips.search, searcher.states.get
+        g.sessions = sessions
+
+
+def query_stages(searcher, queries: list[str], warmup: int, repeat: int, top_k: int, candidates: int) -> dict:
+    """End-to-end latency of ``searcher.search`` (warm, uninstrumented; plus the very first call),
+    then the per-stage breakdown of as many instrumented searches."""
+    order = cycle(queries)
+    t0 = time.perf_counter()
+    searcher.search(next(order), top_k, candidates)
+    first = time.perf_counter() - t0
+    e2e = measure(lambda: searcher.search(next(order), top_k, candidates), warmup, repeat)
+    clock = StageClock()
+    per_stage: dict[str, list[float]] = {s: [] for s in QUERY_STAGES}
+    found: list[int] = []
+    steps: list[tuple[int, int]] = []
+    videos: list[int] = []
+    with instrumented(searcher, clock):
+        for _ in range(max(1, repeat)):
+            clock.reset()
+            t0 = time.perf_counter()
+            moments = searcher.search(next(order), top_k, candidates)
+            total = time.perf_counter() - t0
+            found.append(len(moments))
+            for stage in QUERY_STAGES[:-1]:
+                per_stage[stage].append(clock.seconds.get(stage, 0.0))
+            per_stage["post"].append(max(0.0, total - sum(clock.seconds.values())))
+            steps.append(head_steps(searcher, *clock.candidates))
+            videos.append(len(set(clock.candidates[1][0].tolist()) & set(searcher.videos)))
+    return {"first_ms": round(first * 1e3, 3), "end_to_end": e2e.to_dict(),
+            "stages": {s: summarise(v).to_dict() for s, v in per_stage.items()},
+            "moments": int(np.median(found)), "head_steps": int(np.median([a for a, _ in steps])),
+            "head_steps_merged": int(np.median([b for _, b in steps])),
+            "candidate_videos": int(np.median(videos))}
+
+
+def head_steps(searcher, sims: np.ndarray, vids: np.ndarray, wins: np.ndarray) -> tuple[int, int]:
+    """Steps the head runs on for one query's candidates (each clip with one window of context on
+    each side, as ``Searcher`` feeds it), and the steps it would run on if the overlapping contexts
+    of each video were merged into one span."""
+    from vidseek.index.clips import windows
+
+    spans: dict[int, list[tuple[int, int]]] = {}
+    for v, w in zip(vids[0].tolist(), wins[0].tolist()):
+        video = searcher.videos.get(v)
+        if video is None:
+            continue
+        a, b = windows(video.steps, searcher.rate, searcher.window_s, searcher.stride_s)[w]
+        pad = b - a
+        spans.setdefault(v, []).append((max(0, a - pad), min(video.steps, b + pad)))
+    total = sum(b - a for s in spans.values() for a, b in s)
+    merged = 0
+    for s in spans.values():
+        end = -1
+        for a, b in sorted(s):
+            merged += max(0, b - max(a, end))
+            end = max(end, b)
+    return total, merged
+
+
+def profile_queries(searcher, queries: list[str], n: int, top_k: int, candidates: int, lines: int = 25) -> str:
+    """cProfile of ``n`` warm searches: the functions with the most own time, as text."""
+    import cProfile
+    import io
+    import pstats
+
+    order = cycle(queries)
+    for _ in range(3):
+        searcher.search(next(order), top_k, candidates)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(n):
+        searcher.search(next(order), top_k, candidates)
+    profiler.disable()
+    text = io.StringIO()
+    pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(lines)
+    return text.getvalue()
+
+
+# ---- the naive approach -------------------------------------------------------------------------
+def naive_search(grounder: Grounder, states, videos: list[tuple[int, int]], query: str, rate: float,
+                 batch: int = 32, top_k: int = 10) -> list[tuple[float, int, float, float]]:
+    """The search without a clip index: the head on every whole video (batches of ``batch`` videos
+    padded to the longest), the best span of each, ranked. ``videos``: (video id, steps).
+
+    Returns (score, video id, start s, end s) of the ``top_k`` best videos.
+    """
+    text = {k: v for k, v in grounder.encode_text([query]).items() if k != "tokens"}
+    h = states.get(videos[0][0]).shape[1]
+    best = []
+    for i in range(0, len(videos), batch):
+        chunk = videos[i:i + batch]
+        longest = max(steps for _, steps in chunk)
+        x = np.zeros((len(chunk), longest, h), np.float32)
+        mask = np.zeros((len(chunk), longest), bool)
+        for j, (vid, steps) in enumerate(chunk):
+            x[j, :steps] = states.get(vid)
+            mask[j, :steps] = True
+        out = grounder.head(x, mask, text)
+        for j, (vid, steps) in enumerate(chunk):
+            s, e, conf = decode_windows(grounder.model_name, {k: v[j] for k, v in out.items()}, steps / rate, steps, 1)[0]
+            best.append((float(conf), vid, float(s), float(e)))
+    best.sort(key=lambda r: -r[0])
+    return best[:top_k]
+
+
+def naive_stages(grounder: Grounder, states, videos: list[tuple[int, int]], library_videos: int, queries: list[str],
+                 rate: float, repeat: int) -> dict:
+    """Latency of ``naive_search`` over ``videos`` (a prefix of the library when it is large), with
+    the per-query time extrapolated linearly to all ``library_videos`` videos."""
+    order = cycle(queries)
+    stats = measure(lambda: naive_search(grounder, states, videos, next(order), rate), 1, repeat)
+    scale = library_videos / len(videos)
+    return {"videos_measured": len(videos), "library_videos": library_videos, "measured": stats.to_dict(),
+            "p50_ms": round(stats.p50 * scale, 3), "extrapolated": scale != 1.0}
+
+
+# ---- FAISS structures ---------------------------------------------------------------------------
+def near_queries(vectors: np.ndarray, n: int, seed: int = 0, noise: float = 0.5) -> np.ndarray:
+    """``n`` unit queries near stored vectors (each a random stored clip plus noise of relative
+    norm ``noise``, cosine ~0.9 with it): the case a query that has an answer in the library makes."""
+    rng = np.random.default_rng(seed)
+    picked = vectors[rng.integers(0, len(vectors), size=n)]
+    q = picked + rng.normal(0, noise / np.sqrt(vectors.shape[1]), size=picked.shape)
+    return np.ascontiguousarray(q / np.linalg.norm(q, axis=1, keepdims=True), np.float32)
+
+
+def _recall(found: np.ndarray, exact: np.ndarray, k: int) -> float:
+    """Mean share of the exact top-k ids found in the approximate top-k."""
+    hits = [len(set(f[:k].tolist()) & set(e[:k].tolist())) for f, e in zip(found, exact)]
+    return float(np.mean(hits)) / k
+
+
+def _timed_search(index, queries: np.ndarray, k: int) -> tuple[np.ndarray, list[float]]:
+    """Ids (Q, k) found and the seconds of each single-query search, on one OpenMP thread as
+    ``ClipIndex.search`` runs a lone query."""
+    import faiss
+
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    ids, seconds = [], []
+    try:
+        for q in queries:
+            t0 = time.perf_counter()
+            _, found = index.search(q[None], k)
+            seconds.append(time.perf_counter() - t0)
+            ids.append(found[0])
+    finally:
+        faiss.omp_set_num_threads(threads)
+    return np.stack(ids), seconds
+
+
+def faiss_comparison(vectors: np.ndarray, ids: np.ndarray, queries: np.ndarray, ks: tuple[int, ...],
+                     library_index=None, hnsw_ef: tuple[int, ...] = (64, 128, 256, 512),
+                     ivf_probe: tuple[int, ...] = (8, 32, 128), max_ivf_lists: int = 2048) -> list[dict]:
+    """Per-query latency and recall@k against exact search of Flat, HNSW and IVF-Flat indexes of
+    ``vectors`` (N, E) unit rows, one query at a time.
+
+    ``ids`` (N,) ascending are the rows' FAISS ids; ``library_index``, the library's own
+    ``IndexIDMap2`` over HNSW holding them, is searched instead of building an HNSW (a 2-core CPU
+    takes many minutes for millions of clips). IVF uses ``choose_index``'s list count capped at
+    ``max_ivf_lists`` (k-means cost), trained on at most 64 points per list.
+    """
+    import faiss
+
+    from vidseek.index.clips import HNSW_EF_CONSTRUCTION, HNSW_M, choose_index
+
+    k = max(ks)
+    n, dim = vectors.shape
+    flat = faiss.IndexFlatIP(dim)
+    flat.add(vectors)
+    exact, seconds = _timed_search(flat, queries, k)
+    rows = [{"index": "Flat (exact)", "kind": "flat", "param": None, "build_s": None, **summarise(seconds).to_dict(),
+             **{f"recall@{x}": 1.0 for x in ks}}]
+    inner = None if library_index is None else faiss.downcast_index(library_index.index)
+    if isinstance(inner, faiss.IndexHNSW):
+        hnsw, build_s = library_index, None
+    else:
+        inner = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        inner.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        t0 = time.perf_counter()
+        inner.add(vectors)
+        hnsw, build_s = inner, round(time.perf_counter() - t0, 2)
+    for ef in sorted({max(ef, k) for ef in hnsw_ef}):
+        inner.hnsw.efSearch = ef
+        found, seconds = _timed_search(hnsw, queries, k)
+        if hnsw is library_index:  # FAISS ids -> row numbers
+            rows_of = np.minimum(np.searchsorted(ids, found), n - 1)
+            found = np.where(ids[rows_of] == found, rows_of, -1)
+        rows.append({"index": f"HNSW{HNSW_M} efSearch={ef}", "kind": "hnsw", "param": ef, "build_s": build_s,
+                     **summarise(seconds).to_dict(), **{f"recall@{x}": round(_recall(found, exact, x), 4) for x in ks}})
+    nlist = min(max_ivf_lists, choose_index(max(n, 2), dim, flat_max=0, gpu=True, large="ivf").nlist)
+    if nlist >= 2:
+        quantizer = faiss.IndexFlatIP(dim)
+        ivf = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        sample = vectors[np.random.default_rng(0).permutation(n)[: 64 * nlist]]
+        t0 = time.perf_counter()
+        ivf.train(sample)
+        ivf.add(vectors)
+        build_s = round(time.perf_counter() - t0, 2)
+        for probe in sorted({min(p, nlist) for p in (*ivf_probe, max(1, nlist // 4))}):
+            ivf.nprobe = probe
+            found, seconds = _timed_search(ivf, queries, k)
+            rows.append({"index": f"IVF{nlist},Flat nprobe={probe}", "kind": "ivf", "param": probe, "build_s": build_s,
+                         **summarise(seconds).to_dict(), **{f"recall@{x}": round(_recall(found, exact, x), 4) for x in ks}})
+    return rows
