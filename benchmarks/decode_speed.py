@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from machine import cpu_name  # benchmarks/machine.py (scripts run from this folder)
+from vidseek.bench.report import cpu_name
 
 ASSETS = Path(__file__).resolve().parents[1].parent / "shared" / "assets" / "videos"
 

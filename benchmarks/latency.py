@@ -15,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from machine import cpu_name  # benchmarks/machine.py (scripts run from this folder)
+from vidseek.bench.report import cpu_name
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from machine import cpu_name  # benchmarks/machine.py (scripts run from this folder)
+from vidseek.bench.report import cpu_name
 
 
 def time_one(seed: int, index: int, config, out: Path) -> dict:
