@@ -28,18 +28,25 @@ MAX_WINDOWS = 1 << WINDOW_BITS
 # Exact search up to this many clips: a brute-force scan of 50k 512-d vectors is ~25M multiply-adds,
 # a few milliseconds per query on one CPU core, and needs no training or tuning.
 FLAT_MAX_VECTORS = 50_000
-# Above it on CPU: HNSW, M=32 links per node, efConstruction=200, efSearch=max(256, k). Measured
+# Above it on CPU: HNSW, M=32 links per node, efConstruction=80, efSearch by size (below). Measured
 # recall@10 against exact search (200 queries near stored clips), added the writer's way (one video
 # at a time, threshold lowered), on clustered random vectors: 100 windows per video around a random
 # centre, within-video cosine ~0.8, every new video a direction never seen before (a worst case):
 #   n=3k d=32: 1.000 (1.000 on unstructured random vectors); n=40k d=64: 0.989 at 0.2 ms/query.
-# HNSW cannot remove vectors: removal rebuilds it from the cache (batch them: ``remove_videos``).
-HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 200, 256
-# efSearch by library size (``hnsw_ef_search``), from `vidseek bench` on synthetic libraries of
-# 256-d clips (docs/benchmarks.md): at 169k clips efSearch 64/128/256/512 gave recall@50 against
-# exact search 0.90/0.94/0.97/0.99 (recall@10 >= 0.995 throughout) for 0.7-5 ms per query, so
-# 256 up to HNSW_EF_LARGE_N clips and twice that above, where a graph of the same M finds less.
-HNSW_EF_LARGE_N, HNSW_EF_SEARCH_LARGE = 500_000, 512
+# HNSW cannot remove vectors: removal rebuilds it from the cache (batch them: ``remove_videos``), so
+# its build cost matters. `vidseek bench` (docs/benchmarks.md), 169k 256-d clips of 10k synthetic
+# videos, one loaded 2-core CPU, 100 queries near stored clips, recall@10 / recall@50 vs exact:
+#   efConstruction=200: build 500 s; efSearch 64/128/256/512: 0.995/0.998/1.000/1.000 and
+#                       0.90/0.94/0.97/0.99 at 0.7-5 ms per query
+#   efConstruction=80:  build 134 s; efSearch 64/128/256/512: 0.996/0.997/0.999/1.000 and
+#                       0.84/0.87/0.92/0.96 at 0.5-3.4 ms per query
+#   efConstruction=40:  build  95 s; recall@50 0.76-0.92
+# The top 10 (the clips of the matching video) are found either way; ranks beyond are near-ties of
+# unrelated clips. 80 builds 3.7x faster, which decides whether a removal at 100k videos (1.7M
+# clips) takes half an hour or two on such a machine; the wider search (efSearch 512 above
+# HNSW_EF_SMALL_N clips) buys the deeper ranks back for ~2 ms.
+HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 80, 256
+HNSW_EF_SMALL_N, HNSW_EF_SEARCH_LARGE = 100_000, 512
 # Above it on GPU (FAISS has no GPU HNSW): IVF-Flat, nlist = 4 * sqrt(n) lists (at least 39 training
 # points each), nprobe = nlist / 4 (at least 32) lists per query, which is cheap on a GPU. IVF
 # centroids do not follow new kinds of content, so it is re-trained whenever the library has doubled
@@ -47,6 +54,7 @@ HNSW_EF_LARGE_N, HNSW_EF_SEARCH_LARGE = 500_000, 512
 # because new clusters kept arriving after training (one training on all 40k gives 0.99).
 IVF_LISTS_PER_SQRT_N, IVF_MIN_POINTS_PER_LIST, IVF_PROBE_DIVISOR, IVF_MIN_PROBE = 4, 39, 4, 32
 IVF_RETRAIN_GROWTH = 2.0
+REBUILD_CHUNK = 100_000  # clips added at a time by a Flat or HNSW rebuild
 # Fewer queries than this are searched on one OpenMP thread (FAISS parallelises over queries).
 SERIAL_QUERIES = 2
 LARGE_KINDS = ("auto", "hnsw", "ivf")
@@ -154,10 +162,10 @@ def gpu_available() -> bool:
 def hnsw_ef_search(n_vectors: int) -> int:
     """The HNSW search breadth (efSearch) for an index of ``n_vectors`` clips (see the constants).
 
-    >>> hnsw_ef_search(100_000), hnsw_ef_search(2_000_000)
+    >>> hnsw_ef_search(80_000), hnsw_ef_search(2_000_000)
     (256, 512)
     """
-    return HNSW_EF_SEARCH if n_vectors <= HNSW_EF_LARGE_N else HNSW_EF_SEARCH_LARGE
+    return HNSW_EF_SEARCH if n_vectors <= HNSW_EF_SMALL_N else HNSW_EF_SEARCH_LARGE
 
 
 def choose_index(n_vectors: int, dim: int, flat_max: int = FLAT_MAX_VECTORS, gpu: bool | None = None,
@@ -170,10 +178,10 @@ def choose_index(n_vectors: int, dim: int, flat_max: int = FLAT_MAX_VECTORS, gpu
 
     >>> choose_index(1000, 256, gpu=False).describe()
     'Flat, exact (CPU)'
-    >>> choose_index(100_000, 256, gpu=False).describe()
-    'HNSW32 efConstruction=200 efSearch=256 (CPU)'
+    >>> choose_index(80_000, 256, gpu=False).describe()
+    'HNSW32 efConstruction=80 efSearch=256 (CPU)'
     >>> choose_index(2_000_000, 256, gpu=False).describe()
-    'HNSW32 efConstruction=200 efSearch=512 (CPU)'
+    'HNSW32 efConstruction=80 efSearch=512 (CPU)'
     >>> choose_index(1_000_000, 256, gpu=True).describe()
     'IVF4000,Flat nprobe=1000 (GPU)'
     """
@@ -217,6 +225,13 @@ def _build(choice: IndexChoice, dim: int, train: np.ndarray | None = None):
     index.own_fields = True
     inner.this.disown()
     return index
+
+
+def _ids_for(video_ids: list[int], counts: list[int]) -> np.ndarray:
+    """FAISS ids (N,) of ``counts[i]`` windows of each video ``video_ids[i]``, in that order."""
+    if not video_ids:
+        return np.zeros(0, np.int64)
+    return np.concatenate([encode_ids(v, np.arange(n)) for v, n in zip(video_ids, counts)])
 
 
 def _ids_of(index) -> np.ndarray:
@@ -380,19 +395,45 @@ class ClipIndex:
 
     def rebuild(self, video_ids: Iterable[int] | None = None) -> None:
         """Re-create the index from the stored embeddings of ``video_ids`` (default: the videos in
-        the index now), with the structure ``choose_index`` picks for their count."""
+        the index now), with the structure ``choose_index`` picks for their count.
+
+        Flat and HNSW indexes are filled ``REBUILD_CHUNK`` clips at a time straight from the cache,
+        so a rebuild holds little more than the index itself (1.7M 256-d clips: ~2 GB rather than
+        three float32 copies); an IVF index is trained on all the vectors at once.
+        """
         video_ids = sorted(self.video_ids() if video_ids is None else {int(v) for v in video_ids})
-        parts = [np.asarray(self.embeddings.get(v, shape=(None, self.dim)), np.float32) for v in video_ids]
-        vectors = np.concatenate(parts) if parts else np.zeros((0, self.dim), np.float32)
-        ids = np.concatenate([encode_ids(v, np.arange(len(p))) for v, p in zip(video_ids, parts)]) if parts \
-            else np.zeros(0, np.int64)
-        choice = self._wanted(len(vectors))
-        self._index = _build(choice, self.dim, train=vectors if choice.kind == "ivf" else None)
-        self.choice, self._trained_on = choice, len(vectors) if choice.kind == "ivf" else 0
-        self._videos = set()
-        if len(vectors):
-            self._add_vectors(vectors, ids)
+        counts = [self.embeddings.get(v, shape=(None, self.dim)).shape[0] for v in video_ids]
+        choice = self._wanted(sum(counts))
+        if choice.kind == "ivf":
+            vectors = self._stack(video_ids)
+            self._index = _build(choice, self.dim, train=vectors)
+            self.choice, self._trained_on, self._videos = choice, len(vectors), set()
+            if len(vectors):
+                self._add_vectors(vectors, _ids_for(video_ids, counts))
+            self._changed()
+            return
+        self._index = _build(choice, self.dim)
+        self.choice, self._trained_on, self._videos = choice, 0, set()
+        start = 0
+        while start < len(video_ids):
+            end, size = start, 0
+            while end < len(video_ids) and (end == start or size + counts[end] <= REBUILD_CHUNK):
+                size += counts[end]
+                end += 1
+            chunk = video_ids[start:end]
+            self._add_vectors(self._stack(chunk), _ids_for(chunk, counts[start:end]))
+            start = end
         self._changed()
+
+    def _stack(self, video_ids: list[int]) -> np.ndarray:
+        """The stored embeddings of these videos, one after the other, as one (N, dim) float32 array."""
+        parts = [self.embeddings.get(v, shape=(None, self.dim)) for v in video_ids]
+        out = np.empty((sum(len(p) for p in parts), self.dim), np.float32)
+        row = 0
+        for p in parts:
+            out[row:row + len(p)] = p
+            row += len(p)
+        return out
 
     def reconcile(self, ok_video_ids: Iterable[int]) -> Reconciled:
         """Make the index hold exactly the videos ``ok_video_ids`` (the catalog's ``ok`` videos) that
