@@ -90,7 +90,7 @@ def test_bench_reports_every_part_side_by_side(tiny, tmp_path):
         assert set(q["stages"]) == {"tokenize", "text_encoder", "faiss", "cache", "head", "post"}
         for stats in q["stages"].values():
             _check_stats(stats)
-        assert 1 <= q["moments"] <= 10 and 0 < q["head_steps_merged"] <= q["head_steps"]
+        assert 1 <= q["moments"] <= 10 and 0 < q["head_rows"] <= q["head_steps"]
     assert lib["naive"]["videos_measured"] == 20 and lib["naive"]["extrapolated"]
     kinds = {row["kind"] for row in lib["faiss"]}
     assert kinds == {"flat", "hnsw", "ivf"}

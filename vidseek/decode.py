@@ -66,6 +66,39 @@ def topk_index_spans(
     return [(int(spans[i, 0]), int(spans[i, 1]), float(scores[i])) for i in keep[:k]]
 
 
+def best_index_spans(start_logits: np.ndarray, end_logits: np.ndarray,
+                     lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The most probable index span of every row of a batch, at once: ``(B, 2)`` inclusive steps
+    and ``(B,)`` joint probabilities, as ``topk_index_spans(row, k=1)`` finds for each row (among
+    exactly tied spans, this takes the earliest).
+
+    start_logits, end_logits: (B, T); row b is valid on its first ``lengths[b]`` (>= 1) steps.
+
+    >>> spans, p = best_index_spans(np.array([[0., 9., 0.], [9., 0., 0.]]), np.array([[0., 0., 9.], [0., 9., 0.]]),
+    ...                             np.array([3, 2]))
+    >>> spans.tolist(), p.round(3).tolist()
+    ([[1, 2], [0, 1]], [1.0, 1.0])
+    """
+    s, e = np.asarray(start_logits, np.float64), np.asarray(end_logits, np.float64)
+    lengths = np.asarray(lengths, np.int64)
+    if s.ndim != 2 or s.shape != e.shape or lengths.shape != s.shape[:1]:
+        raise ValueError(f"expected (B, T) start and end logits and (B,) lengths, got {s.shape}, {e.shape}, {lengths.shape}")
+    if len(lengths) and not (1 <= lengths.min() and lengths.max() <= s.shape[1]):
+        raise ValueError(f"every length must lie in [1, {s.shape[1]}], got {lengths.min()}..{lengths.max()}")
+    t = s.shape[1]
+    valid = np.arange(t)[None, :] < lengths[:, None]
+
+    def log_softmax(x):
+        x = np.where(valid, x, -np.inf)
+        x = x - x.max(1, keepdims=True)
+        return x - np.log(np.exp(x).sum(1, keepdims=True))
+
+    joint = log_softmax(s)[:, :, None] + log_softmax(e)[:, None, :]  # (B, T start, T end)
+    joint = np.where(np.triu(np.ones((t, t), bool)), joint, -np.inf).reshape(len(s), t * t)
+    best = joint.argmax(1)
+    return np.stack([best // t, best % t], 1), np.exp(joint[np.arange(len(s)), best])
+
+
 def expected_span(start_logits: np.ndarray, end_logits: np.ndarray, length: int | None = None) -> tuple[float, float]:
     """ExCL-reg inference (eqs. 5-8): expected start and end, normalised to [0, 1].
 
@@ -222,6 +255,19 @@ def decode_similarity(similarity: np.ndarray, duration: float, length: int | Non
     i, j, peak = similarity_span(np.asarray(similarity)[:n])
     s, e = index_to_seconds((i, j), duration, n)
     return [[round(s, 4), round(e, 4), peak]]
+
+
+def decode_best(model_name: str, out: dict[str, np.ndarray], durations, lengths) -> list[tuple[float, float, float]]:
+    """The best window ``(start_s, end_s, score)`` of every row b of a batch of outputs, as
+    ``decode_windows(model_name, row b, durations[b], lengths[b], k=1)[0]`` gives it; ExCL-clf rows
+    are decoded all at once (``best_index_spans``), other models row by row.
+    """
+    if model_name.startswith("excl-") and model_name.split("-")[1] == "clf":
+        spans, probs = best_index_spans(out["start_logits"], out["end_logits"], lengths)
+        return [(*(round(x, 4) for x in index_to_seconds((int(i), int(j)), float(d), int(n))), round(float(p), 6))
+                for (i, j), p, d, n in zip(spans, probs, durations, lengths)]
+    return [tuple(decode_windows(model_name, {k: v[b] for k, v in out.items()}, float(durations[b]), int(lengths[b]), 1)[0])
+            for b in range(len(lengths))]
 
 
 def decode_windows(model_name: str, out: dict[str, np.ndarray], duration: float, length: int, k: int = 10) -> list[list[float]]:

@@ -194,10 +194,10 @@ def render_tables(report: dict, markdown: bool = False) -> str:
                          _mb(rss.get("after_queries")), _mb(files["states_cache"]), _mb(files["clips_cache"]),
                          _mb(files["clips_faiss"]), _mb(files["catalog"]), _ms(ort.get("end_to_end")),
                          ratios.get("scale_p50_over_smallest", {}).get("onnxruntime", {}).get(str(lib["videos"])),
-                         ort.get("candidate_videos"), ort.get("head_steps"), ort.get("head_steps_merged")])
+                         ort.get("candidate_videos"), ort.get("head_rows"), ort.get("head_steps")])
         parts.append(_table(["videos", "clips", "FAISS index", "open s", "RSS open MB", "RSS queried MB",
                              "states MB", "clips MB", "clips.faiss MB", "catalog MB", "ORT p50 ms", "x smallest",
-                             "candidate videos", "head steps", "merged steps"], rows,
+                             "candidate videos", "head rows", "head steps"], rows,
                             "Scale (synthetic libraries; RSS of a fresh process holding the ONNX Runtime sessions)",
                             markdown, left=3))
         rows = []

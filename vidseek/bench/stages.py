@@ -155,7 +155,15 @@ def instrumented(searcher, clock: StageClock):
     sessions = dict(g.sessions)
     g.tokenize = clock.wrap("tokenize", g.tokenize)
     g.sessions["text_encoder"] = clock.session("text_encoder", sessions["text_encoder"])
-    g.sessions["head"] = clock.session("head", sessions["head"])
+    head = clock.session("head", sessions["head"])
+    run_head = head.run
+
+    def keep_mask(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        clock.head_mask = feeds["video_mask"]
+        return run_head(feeds)
+
+    head.run = keep_mask
+    g.sessions["head"] = head
     search = searcher.clips.search
 
     def keep_candidates(queries: np.ndarray, k: int):
@@ -195,37 +203,13 @@ def query_stages(searcher, queries: list[str], warmup: int, repeat: int, top_k: 
             for stage in QUERY_STAGES[:-1]:
                 per_stage[stage].append(clock.seconds.get(stage, 0.0))
             per_stage["post"].append(max(0.0, total - sum(clock.seconds.values())))
-            steps.append(head_steps(searcher, *clock.candidates))
+            steps.append((len(clock.head_mask), int(clock.head_mask.sum())))
             videos.append(len(set(clock.candidates[1][0].tolist()) & set(searcher.videos)))
     return {"first_ms": round(first * 1e3, 3), "end_to_end": e2e.to_dict(),
             "stages": {s: summarise(v).to_dict() for s, v in per_stage.items()},
-            "moments": int(np.median(found)), "head_steps": int(np.median([a for a, _ in steps])),
-            "head_steps_merged": int(np.median([b for _, b in steps])),
+            "moments": int(np.median(found)), "head_rows": int(np.median([a for a, _ in steps])),
+            "head_steps": int(np.median([b for _, b in steps])),
             "candidate_videos": int(np.median(videos))}
-
-
-def head_steps(searcher, sims: np.ndarray, vids: np.ndarray, wins: np.ndarray) -> tuple[int, int]:
-    """Steps the head runs on for one query's candidates (each clip with one window of context on
-    each side, as ``Searcher`` feeds it), and the steps it would run on if the overlapping contexts
-    of each video were merged into one span."""
-    from vidseek.index.clips import windows
-
-    spans: dict[int, list[tuple[int, int]]] = {}
-    for v, w in zip(vids[0].tolist(), wins[0].tolist()):
-        video = searcher.videos.get(v)
-        if video is None:
-            continue
-        a, b = windows(video.steps, searcher.rate, searcher.window_s, searcher.stride_s)[w]
-        pad = b - a
-        spans.setdefault(v, []).append((max(0, a - pad), min(video.steps, b + pad)))
-    total = sum(b - a for s in spans.values() for a, b in s)
-    merged = 0
-    for s in spans.values():
-        end = -1
-        for a, b in sorted(s):
-            merged += max(0, b - max(a, end))
-            end = max(end, b)
-    return total, merged
 
 
 def profile_queries(searcher, queries: list[str], n: int, top_k: int, candidates: int, lines: int = 25) -> str:

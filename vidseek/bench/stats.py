@@ -66,6 +66,7 @@ class StageClock:
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
         self.candidates: tuple = ()  # the last FAISS result seen, when a search is instrumented
+        self.head_mask = None  # the (rows, steps) mask of the last head call seen, likewise
 
     def reset(self) -> None:
         self.seconds = {}

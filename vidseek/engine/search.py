@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vidseek.decode import decode_phrases, decode_windows
+from vidseek.decode import decode_best, decode_phrases
 from vidseek.engine.bundle import BundleError, load_bundle
 from vidseek.engine.grounder import Grounder
 from vidseek.spans import temporal_nms
@@ -167,18 +167,47 @@ class Searcher:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _windows(self, video_id: int, window: int) -> tuple[int, int, int] | None:
-        """Steps (start, end exclusive) of clip `window`, and the context the head sees around it;
-        None when the video has no such window (a clip index that disagrees with the catalog)."""
+    def _contexts(self, cand: list[tuple[float, int, int]]):
+        """The candidates the head runs on, the steps (start, end exclusive) of each one's context,
+        their videos' states, and why any of their videos cannot be read.
+
+        A candidate clip (similarity, video id, window), best first, brings one window of context on
+        each side (bounded cost for long videos). A clip that lies inside the context of a better
+        candidate of its video is dropped: the head sees it there already (this halves the head's
+        work on a library, where a matching video's neighbouring clips are retrieved together).
+        A window the video does not have (a clip index that disagrees with the catalog) or a state
+        file that cannot be read fails its video.
+        """
+        from vidseek.index.cache import CacheError
         from vidseek.index.clips import windows
 
-        steps = self.videos[video_id].steps
-        wins = windows(steps, self.rate, self.window_s, self.stride_s) if steps and steps > 0 else []
-        if not 0 <= window < len(wins):
-            return None
-        a, b = wins[window]
-        pad = b - a  # one window of context on each side: bounded cost for long videos
-        return max(0, a - pad), min(steps, b + pad), steps
+        kept, contexts, features, failed = [], {}, {}, {}
+        wins: dict[int, list] = {}  # video id -> its clip windows
+        seen: dict[int, list] = {}  # video id -> the contexts kept so far
+        for c in cand:
+            _, v, w = c
+            if v in failed:
+                continue
+            if v not in wins:
+                steps = self.videos[v].steps
+                wins[v] = windows(steps, self.rate, self.window_s, self.stride_s) if steps and steps > 0 else []
+            if not 0 <= w < len(wins[v]):
+                failed[v] = f"clips.faiss has window {w}, which the video's {self.videos[v].steps} steps do not have"
+                continue
+            a, b = wins[v][w]
+            if any(ca <= a and b <= cb for ca, cb in seen.get(v, ())):
+                continue
+            pad = b - a
+            contexts[v, w] = max(0, a - pad), min(self.videos[v].steps, b + pad)
+            seen.setdefault(v, []).append(contexts[v, w])
+            kept.append(c)
+            if v not in features:
+                try:  # (steps, H) as the catalog records; H as the first video read when the catalog has no state_dim
+                    want = self.state_dim or (next(iter(features.values())).shape[1] if features else None)
+                    features[v] = self.states.get(v, shape=(self.videos[v].steps, want))
+                except CacheError as exc:
+                    failed[v] = str(exc)
+        return [c for c in kept if c[1] not in failed], contexts, features, failed
 
     def search(self, query: str, top_k: int = 10, candidates: int = 50, video: str | None = None,
                nms_iou: float = 0.5, phrases: bool = False) -> list[Moment]:
@@ -212,19 +241,7 @@ class Searcher:
             if not cand:
                 raise ValueError(f"{video!r} is not an indexed video of this library (see `vidseek info`)")
         cand = [c for c in cand if c[1] not in self.damaged]
-        contexts, features, failed = {}, {}, {}
-        for _, v, w in cand:
-            contexts[v, w] = self._windows(v, w)
-            if contexts[v, w] is None:
-                failed.setdefault(v, f"clips.faiss has window {w}, which the video's {self.videos[v].steps} steps "
-                                     "do not have")
-            if v in features or v in failed:
-                continue
-            try:  # (steps, H) as the catalog records; H as the first video read when the catalog has no state_dim
-                want = self.state_dim or (next(iter(features.values())).shape[1] if features else None)
-                features[v] = self.states.get(v, shape=(self.videos[v].steps, want))
-            except CacheError as exc:
-                failed[v] = str(exc)
+        cand, contexts, features, failed = self._contexts(cand)
         if failed:
             if not last:
                 raise _IndexChanged
@@ -234,22 +251,20 @@ class Searcher:
             raise CacheError(next(m for v, m in self.damaged.items() if self.videos[v].path == video))
         if not cand:
             return []
-        longest = max(b - a for a, b, _ in (contexts[v, w] for _, v, w in cand))
-        h = features[cand[0][1]].shape[1]
-        batch = np.zeros((len(cand), longest, h), np.float32)
-        mask = np.zeros((len(cand), longest), bool)
+        lengths = np.array([b - a for a, b in (contexts[v, w] for _, v, w in cand)])
+        batch = np.zeros((len(cand), lengths.max(), features[cand[0][1]].shape[1]), np.float32)
+        mask = np.zeros(batch.shape[:2], bool)
         for i, (_, v, w) in enumerate(cand):
-            a, b, _ = contexts[v, w]
+            a, b = contexts[v, w]
             batch[i, : b - a] = features[v][a:b]
             mask[i, : b - a] = True
         out = self.grounder.head(batch, mask, {k: v for k, v in text.items() if k != "tokens"})
+        best = decode_best(self.bundle.model_name, out, lengths / self.rate, lengths)
         rows = []  # (score, video id, start s, end s, clip similarity, span confidence, phrases)
-        for i, (sim, v, w) in enumerate(cand):
-            a, b, _ = contexts[v, w]
-            item = {k: arr[i] for k, arr in out.items()}
-            offset, duration = a / self.rate, (b - a) / self.rate
-            s, e, conf = decode_windows(self.bundle.model_name, item, duration, b - a, 1)[0]
-            spans = self._phrases(item, text, offset, duration) if phrases else None
+        for i, ((sim, v, w), (s, e, conf)) in enumerate(zip(cand, best)):
+            offset = contexts[v, w][0] / self.rate
+            spans = self._phrases({k: arr[i] for k, arr in out.items()}, text, offset, lengths[i] / self.rate) \
+                if phrases else None
             rows.append((RETRIEVAL_WEIGHT * sim + (1 - RETRIEVAL_WEIGHT) * conf, v, offset + s, offset + e, sim, conf, spans))
         moments = []
         for vid in sorted({r[1] for r in rows}):  # NMS within each video
