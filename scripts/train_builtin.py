@@ -5,10 +5,13 @@
 Stages, each skipped when its output is already in WORK_DIR (delete it to redo a stage):
 
 1. ``train-world/``: `vidseek synth` 500 videos (seed 11) with scene-state features at 5 steps/s;
+   ``distill-world/``: 1,500 short videos (seed 13), more rooms, people and props for step 2;
    ``test-world/``: 240 fresh videos (seed 12), all in the test split, for the model card.
 2. ``cnn.safetensors``: the built-in CNN (grid pooling) taught to read per-frame labels of the
-   train videos (actions under way, door, light, shirt colours and props in view;
+   train videos of both worlds (actions under way, door, light, shirt colours and props in view;
    ``vidseek.synth.features.frame_labels``, ``vidseek.trainer.distill``), validated on val videos.
+   With the train world alone (500 rooms) the CNN learnt its rooms by heart: train loss 0.96 ->
+   0.46 in 5 epochs while the validation loss stayed at 0.88-0.90.
 3. ``cnn_features/``: `vidseek features` of the train world with that CNN.
 4. ``run/``: `vidseek train` ExCL (clf, 2b) with all-MiniLM-L6-v2 words and a retrieval embedding on
    native-rate crops, on the compositional training split (so the held-out word pairs stay unseen).
@@ -34,7 +37,8 @@ import click
 from vidseek.cli.main import cli
 
 RATE = 5.0
-TRAIN_SEED, TEST_SEED = 11, 12
+TRAIN_SEED, TEST_SEED, DISTILL_SEED = 11, 12, 13
+DISTILL_VIDEOS = 1500
 HIDDEN = 128
 MODEL = "excl-clf-2b"
 
@@ -52,6 +56,9 @@ def worlds(work: Path) -> None:
     if not (work / "train-world" / "manifest.json").is_file():
         vidseek("synth", work / "train-world", "--videos", 500, "--seed", TRAIN_SEED, "--min-duration", 10,
                 "--max-duration", 30, "--workers", 2, "--state-features", RATE, "--no-progress")
+    if not (work / "distill-world" / "manifest.json").is_file():
+        vidseek("synth", work / "distill-world", "--videos", DISTILL_VIDEOS, "--seed", DISTILL_SEED, "--min-duration", 8,
+                "--max-duration", 12, "--workers", 2, "--split", "1,0,0", "--state-features", RATE, "--no-progress")
     if not (work / "test-world" / "manifest.json").is_file():
         vidseek("synth", work / "test-world", "--videos", 240, "--seed", TEST_SEED, "--min-duration", 10,
                 "--max-duration", 30, "--workers", 2, "--split", "0,0,1", "--no-progress")
@@ -61,26 +68,31 @@ def distill(work: Path, epochs: int, step: int) -> None:
     import numpy as np
 
     from vidseek.synth.features import frame_labels
-    from vidseek.trainer.distill import DistillConfig, distill_cnn, load_frame_targets
+    from vidseek.trainer.distill import DistillConfig, FrameTargets, distill_cnn, load_frame_targets
     from vidseek.trainer.encoders import CNNConfig, save_builtin
 
     out = work / "cnn.safetensors"
     if out.is_file():
         return
-    world = work / "train-world"
-    manifest = json.loads((world / "manifest.json").read_text())
-    split = {s: [v["vid"] for v in manifest["videos"] if v["split"] == s] for s in ("train", "val")}
-    videos = {v["vid"]: v for v in manifest["videos"]}
+    parts, rooms = [], 0
+    for name in ("train-world", "distill-world"):
+        world = work / name
+        manifest = json.loads((world / "manifest.json").read_text())
+        split = {s: [v["vid"] for v in manifest["videos"] if v["split"] == s] for s in ("train", "val")}
+        videos = {v["vid"]: v for v in manifest["videos"]}
 
-    def labels(vid: str) -> np.ndarray:
-        return frame_labels(videos[vid], np.load(world / "state_features" / f"{vid}.npy"), RATE)
+        def labels(vid: str, world=world, videos=videos) -> np.ndarray:
+            return frame_labels(videos[vid], np.load(world / "state_features" / f"{vid}.npy"), RATE)
 
-    train = load_frame_targets(world / "videos", labels, split["train"], RATE)
-    keep = slice(None, None, step)  # neighbouring steps look alike: every `step`-th frame is enough
-    train.frames, train.targets = train.frames[keep], train.targets[keep]
-    val = load_frame_targets(world / "videos", labels, split["val"][:40], RATE)
-    print(f"distilling the built-in CNN on {len(train)} frames ({len(split['train'])} videos), "
-          f"validating on {len(val)}", flush=True)
+        part = load_frame_targets(world / "videos", labels, split["train"], RATE)
+        keep = slice(None, None, step)  # neighbouring steps look alike: every `step`-th frame is enough
+        parts.append((part.frames[keep], part.targets[keep]))
+        rooms += len(split["train"])
+        if name == "train-world":
+            val = load_frame_targets(world / "videos", labels, split["val"][:40], RATE)
+    train = FrameTargets(np.concatenate([f for f, _ in parts]), np.concatenate([t for _, t in parts]), [])
+    del parts
+    print(f"distilling the built-in CNN on {len(train)} frames ({rooms} videos), validating on {len(val)}", flush=True)
     cnn, history = distill_cnn(train, val, CNNConfig(pool="grid"), DistillConfig(epochs=epochs, lr=1e-3, weight_decay=0.05))
     save_builtin(cnn, out)
     (work / "distill-history.json").write_text(json.dumps(history, indent=1))
@@ -109,14 +121,10 @@ def train(work: Path, epochs: int) -> None:
 
 def export(work: Path, install: bool) -> None:
     from vidseek.builtin import BUNDLE_DIR
-    from vidseek.export.quantize import quantize_text_encoder
 
     bundle = work / "bundle"
     if not (bundle / "bundle.json").is_file():
-        vidseek("export", work / "run", "--out", bundle)
-        record = quantize_text_encoder(bundle, "int8")
-        print(f"text encoder int8: {record['bytes_fp32'] / 1e6:.1f} MB -> {record['bytes'] / 1e6:.1f} MB, "
-              f"lowest cosine to fp32 {record['min_cosine_vs_fp32']}", flush=True)
+        vidseek("export", work / "run", "--out", bundle, "--text-precision", "int8")
     if install:
         if BUNDLE_DIR.exists():
             shutil.rmtree(BUNDLE_DIR)

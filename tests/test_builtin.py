@@ -91,6 +91,18 @@ def test_quantized_text_encoder_agrees_with_fp32_and_is_smaller(tmp_path, monkey
         load_bundle(bundle_dir)
 
 
+def test_export_stores_a_quantized_text_encoder_when_asked(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    run_dir = make_run(tmp_path, "excl-clf-2b", "learned")
+    r = invoke("export", run_dir, "--out", tmp_path / "bundle", "--text-precision", "fp16")
+    assert r.exit_code == 0, r.output
+    assert "text encoder fp16" in r.output and "lowest cosine to fp32" in r.output
+    assert load_bundle(tmp_path / "bundle").graphs["text_encoder"]["quantized"]["mode"] == "fp16"
+    for args, hint in ((["--format", "tensorrt"], "--format onnx"), (["--clip", "x"], "trained run")):
+        r = invoke("export", run_dir, "--out", tmp_path / "b2", "--text-precision", "int8", *args)
+        assert r.exit_code == 2 and hint in r.output and not (tmp_path / "b2").exists()
+
+
 def test_failed_agreement_leaves_the_bundle_as_it_was(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     run_dir = make_run(tmp_path, "excl-clf-2b", "learned")

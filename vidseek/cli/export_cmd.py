@@ -47,13 +47,19 @@ def _status(report) -> None:
 @click.option("--calib", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="INT8 calibration inputs (.npz of GRAPH.INPUT arrays).")
 @click.option("--opset", type=click.IntRange(14, 20), default=17, show_default=True, help="ONNX opset.")
 @click.option("--check/--no-check", default=True, show_default=True, help="Measure every graph against PyTorch after export.")
-def export_cmd(run_dir, out_dir, clip_source, fmt, fp16, int8, calib, opset, check):
+@click.option("--text-precision", type=click.Choice(["fp32", "int8", "fp16"]), default="fp32", show_default=True,
+              help="Store the text encoder in int8 (about 4x smaller) or fp16, kept only if its outputs agree "
+                   "with the fp32 graph (cosine >= 0.98).")
+def export_cmd(run_dir, out_dir, clip_source, fmt, fp16, int8, calib, opset, check, text_precision):
     """Export RUN_DIR (from `vidseek train`) to a bundle: separate video encoder, text encoder and head graphs.
 
     With --clip ID_OR_PATH, export a CLIP model as a zero-shot bundle (its image and text towers, no
     trained head) into OUT_DIR, for `vidseek index --model OUT_DIR` on machines without PyTorch.
     """
     if clip_source is not None:
+        if text_precision != "fp32":
+            raise click.BadParameter("applies to the text encoder of a trained run, not to a CLIP bundle",
+                                     param_hint="--text-precision")
         _export_clip(clip_source, run_dir, out_dir, fmt, fp16 or int8 or calib is not None, opset, check)
         return
     if run_dir is None:
@@ -68,6 +74,9 @@ def export_cmd(run_dir, out_dir, clip_source, fmt, fp16, int8, calib, opset, che
         raise click.BadParameter("--fp16/--int8 apply to --format tensorrt (ONNX graphs are exported in fp32)", param_hint="--format")
     if int8 and calib is None:
         raise click.BadParameter("INT8 needs calibration data", param_hint="--calib")
+    if text_precision != "fp32" and fmt != "onnx":
+        raise click.BadParameter("a quantized text encoder is an ONNX graph; export with --format onnx",
+                                 param_hint="--text-precision")
     need_torch("export")
     if fmt == "tensorrt":  # fail before a long ONNX export when the engines cannot be built here
         from vidseek.export.tensorrt import _trt
@@ -96,6 +105,13 @@ def export_cmd(run_dir, out_dir, clip_source, fmt, fp16, int8, calib, opset, che
                 raise click.ClickException(
                     f"the exported graphs disagree with PyTorch (max |diff| {worst:.1e} > {PARITY_ATOL:g} or top-1 IoU "
                     f"{r['task_min_iou']:.3f} <= {PARITY_MIN_IOU}); do not deploy {out_dir}; try another --opset and report it")
+        if text_precision != "fp32":
+            from vidseek.export.quantize import quantize_text_encoder
+
+            record = quantize_text_encoder(out_dir, text_precision)
+            click.echo(f"text encoder {text_precision}: {record['bytes_fp32'] / 1e6:.1f} MB -> {record['bytes'] / 1e6:.1f} MB, "
+                       "lowest cosine to fp32 " + ", ".join(f"{k} {v}" for k, v in record["min_cosine_vs_fp32"].items())
+                       + f" (fingerprint {load_bundle(out_dir).fingerprint})")
         if fmt == "tensorrt":
             from vidseek.export.tensorrt import build_bundle_engines
 
