@@ -122,6 +122,22 @@ def test_eager_rows_are_skipped_with_a_reason_without_a_run(tiny, tmp_path):
     assert set(json.loads(out.read_text())["graphs"]) == {"onnxruntime"}
 
 
+def test_eager_rows_against_a_quantized_text_encoder_say_how_to_compare(tiny, tmp_path):
+    import shutil
+
+    from vidseek.export.quantize import quantize_text_encoder
+
+    bundle, out = tmp_path / "int8", tmp_path / "b.json"
+    shutil.copytree(tiny / "bundle", bundle)
+    quantize_text_encoder(bundle, "int8")
+    r = invoke("bench", "--model", bundle, "--run", tiny / "run", "--backends", "pytorch,onnxruntime",
+               "--parts", "graphs", "--warmup", 0, "--repeat", 2, "--json-out", out)
+    assert r.exit_code == 0, r.output
+    status = {b["name"]: b for b in json.loads(out.read_text())["backends"]}
+    reason = status["pytorch"]["reason"]
+    assert not status["pytorch"]["available"] and "text encoder is int8" in reason and "vidseek export" in reason
+
+
 BENCH_WITHOUT_TORCH = """
 import json, sys
 from click.testing import CliRunner

@@ -112,8 +112,12 @@ def open_backends(bundle: Bundle, config: BenchConfig, reference: Grounder, quer
             diff = parity(reference, grounder, query)
             status.detail = f"{status.detail}; max |output difference| vs ONNX Runtime CPU {diff:.1e}"
             if name == "pytorch" and diff > PARITY_TOLERANCE:
+                quantized = (bundle.graphs["text_encoder"].get("quantized") or {}).get("mode")
+                why = (f"the bundle's text encoder is {quantized}, the run's fp32: export the run again "
+                       "(`vidseek export RUN_DIR --out BUNDLE`) and bench that bundle to compare on the same weights"
+                       if quantized else "not the same weights")
                 statuses.append(BackendStatus(name, False, reason=f"the run's outputs differ from the bundle's by "
-                                              f"{diff:.2e} (> {PARITY_TOLERANCE:g}): not the same weights"))
+                                              f"{diff:.2e} (> {PARITY_TOLERANCE:g}): {why}"))
                 log(f"  {name}: unavailable: {statuses[-1].reason}")
                 continue
         grounders[name] = grounder
