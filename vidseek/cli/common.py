@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import click
 
 
 def need_torch(what: str) -> None:
     """A clear error, not a traceback, when a torch-only command runs on the core (runtime) install."""
-    try:
-        missing = importlib.util.find_spec("torch") is None
-    except ImportError:  # a broken or blocked installation
-        missing = True
-    if missing:
+    from vidseek.engine.models import missing_packages
+
+    if missing_packages(("torch",)):
         raise click.ClickException(f"{what} needs PyTorch: pip install 'vidseek[train]' (install torch first)")
 
 

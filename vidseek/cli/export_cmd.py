@@ -134,9 +134,9 @@ def _export_clip(source: str, positional: Path | None, out_dir: Path | None, fmt
     if fmt != "onnx" or tensorrt_options:
         raise click.BadParameter("a zero-shot CLIP bundle is exported as ONNX only; run it on TensorRT with "
                                  "`--backend onnxruntime-tensorrt`", param_hint="--format")
-    from vidseek.engine.models import export_missing
+    from vidseek.engine.models import missing_packages
 
-    missing = export_missing()
+    missing = missing_packages()
     if missing:
         raise click.ClickException(f"exporting a CLIP model needs PyTorch, transformers and onnx ({', '.join(missing)} "
                                    "not installed here): pip install 'vidseek[train]'")

@@ -61,10 +61,13 @@ def zero_shot_dir(source: str) -> Path:
     return cache_root() / "bundles" / f"clip-{zero_shot_key(source)}"
 
 
-def export_missing() -> list[str]:
-    """Which of the packages a zero-shot export needs (torch, transformers, onnx) are not installed here."""
+EXPORT_PACKAGES = ("torch", "transformers", "onnx")  # what a zero-shot export needs
+
+
+def missing_packages(names: tuple[str, ...] = EXPORT_PACKAGES) -> list[str]:
+    """Which of the packages ``names`` are not installed here (default: those a zero-shot export needs)."""
     missing = []
-    for name in ("torch", "transformers", "onnx"):
+    for name in names:
         try:
             found = importlib.util.find_spec(name) is not None
         except (ImportError, ValueError):  # a broken or blocked installation
@@ -87,7 +90,7 @@ def zero_shot_bundle(source: str, on_export: Callable[[str, Path], None] | None 
     if folder.exists():
         raise ModelChoiceError(f"the cache folder {folder} of clip:{source} exists but holds no bundle.json; "
                                "remove it and run again")
-    missing = export_missing()
+    missing = missing_packages()
     if missing:
         raise ModelChoiceError(
             f"clip:{source} is exported once into a zero-shot bundle, which needs PyTorch ({', '.join(missing)} "
