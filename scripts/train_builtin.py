@@ -12,9 +12,10 @@ Stages, each skipped when its output is already in WORK_DIR (delete it to redo a
    ``vidseek.synth.features.frame_labels``, ``vidseek.trainer.distill``), validated on val videos.
    With the train world alone (500 rooms) the CNN learnt its rooms by heart: train loss 0.96 ->
    0.46 in 5 epochs while the validation loss stayed at 0.88-0.90.
-3. ``cnn_features/``: `vidseek features` of the train world with that CNN.
+3. ``cnn_features/``: `vidseek features` of both worlds with that CNN.
 4. ``run/``: `vidseek train` ExCL (clf, 2b) with all-MiniLM-L6-v2 words and a retrieval embedding on
-   native-rate crops, on the compositional training split (so the held-out word pairs stay unseen).
+   native-rate crops, on the compositional training split of both worlds (so the held-out word pairs
+   stay unseen; every world holds out the same pairs), validated on the train world's.
 5. ``bundle/``: `vidseek export` (parity-checked) and the text encoder quantized to int8 (checked
    against fp32); ``--install`` copies it into the package.
 6. ``eval/``: the test world indexed with the bundle and searched library-wide and per video, for
@@ -39,6 +40,7 @@ from vidseek.cli.main import cli
 RATE = 5.0
 TRAIN_SEED, TEST_SEED, DISTILL_SEED = 11, 12, 13
 DISTILL_VIDEOS = 1500
+WORLDS = ("train-world", "distill-world")  # what the CNN and the grounding model learn from
 HIDDEN = 128
 MODEL = "excl-clf-2b"
 
@@ -75,7 +77,7 @@ def distill(work: Path, epochs: int, step: int) -> None:
     if out.is_file():
         return
     parts, rooms = [], 0
-    for name in ("train-world", "distill-world"):
+    for name in WORLDS:
         world = work / name
         manifest = json.loads((world / "manifest.json").read_text())
         split = {s: [v["vid"] for v in manifest["videos"] if v["split"] == s] for s in ("train", "val")}
@@ -100,21 +102,23 @@ def distill(work: Path, epochs: int, step: int) -> None:
 
 def features(work: Path) -> None:
     out = work / "cnn_features"
-    manifest = json.loads((work / "train-world" / "manifest.json").read_text())
-    if (out / "features.json").is_file() and len(list(out.glob("*.npy"))) == len(manifest["videos"]):
-        return
-    vidseek("features", work / "train-world" / "videos", "--encoder", f"builtin:{work / 'cnn.safetensors'}",
-            "--out", out, "--rate", RATE, "--no-progress")
+    for name in WORLDS:  # one folder: the extractor keeps what is there and adds the other world's videos
+        manifest = json.loads((work / name / "manifest.json").read_text())
+        if (out / "features.json").is_file() and all((out / f"{v['vid']}.npy").is_file() for v in manifest["videos"]):
+            continue
+        vidseek("features", work / name / "videos", "--encoder", f"builtin:{work / 'cnn.safetensors'}",
+                "--out", out, "--rate", RATE, "--no-progress")
 
 
 def train(work: Path, epochs: int) -> None:
     run = work / "run"
     if (run / "model.safetensors").is_file():
         return
-    world = work / "train-world"
+    annotations = work / "comp_train.jsonl"  # both worlds' compositional training queries
+    annotations.write_text("".join((work / name / "comp_train.jsonl").read_text() for name in WORLDS))
     sizes = [x for k in ("video_hidden", "query_hidden", "span_hidden", "mlp_hidden") for x in ("--set", f"{k}={HIDDEN}")]
-    vidseek("train", "--model", MODEL, "--dataset", "jsonl", "--annotations", world / "comp_train.jsonl",
-            "--val-annotations", world / "comp_val.jsonl", "--features", work / "cnn_features", "--out", run,
+    vidseek("train", "--model", MODEL, "--dataset", "jsonl", "--annotations", annotations,
+            "--val-annotations", work / "train-world" / "comp_val.jsonl", "--features", work / "cnn_features", "--out", run,
             "--epochs", epochs, "--max-len", 64, "--crop", "--patience", 5, "--seed", 0, "--lr", 2e-3,
             *sizes, "--set", "dropout=0.2", "--set", "retrieval_dim=128")
 

@@ -172,9 +172,12 @@ def test_builtin_bundle_finds_held_out_moments(fresh_library):
     single = evaluate_files(gt, root / "pv.jsonl")["grounding"]
     r = invoke("search", "--index", root / "index", "--queries", gt, "--out", root / "lib.jsonl")
     assert r.exit_code == 0, r.output
-    library = vcmr_metrics(load_jsonl(gt), load_jsonl(root / "lib.jsonl"), same_sentence=True)
+    library = vcmr_metrics(load_jsonl(gt), load_jsonl(root / "lib.jsonl"))
+    library.update(vcmr_metrics(load_jsonl(gt), load_jsonl(root / "lib.jsonl"), same_sentence=True))
     # chance: a random span of a random length hits a ~2 s moment of a 10-30 s video with IoU >= 0.5
-    # in under 5 % of cases. Measured on this library (116 queries): single-video R1@0.5 31.9,
-    # library VCMR-any-R10@0.5 38.8; the bounds leave room for other decoders and CPUs
-    assert single["R1@0.5"] >= 20.0, single
-    assert library["VCMR-any-R10@0.5"] >= 25.0, library
+    # in under 5 % of cases. Measured on this library (116 queries): single-video R1@0.5 55.2,
+    # library VCMR-R10@0.5 53.4 (the right video required), VCMR-any-R10@0.5 56.0; the bounds leave
+    # room for other decoders and CPUs
+    assert single["R1@0.5"] >= 40.0, single
+    assert library["VCMR-R10@0.5"] >= 35.0, library
+    assert library["VCMR-any-R10@0.5"] >= 40.0, library
