@@ -74,7 +74,7 @@ def _seconds(ctx, param, value: str) -> tuple[float, float]:
 @click.option("--warmup", type=click.IntRange(min=0), default=10, show_default=True, help="Untimed calls first.")
 @click.option("--repeat", type=click.IntRange(min=1), default=100, show_default=True,
               help="Timed calls per graph and searches per backend and library size.")
-@click.option("--index-repeat", type=click.IntRange(min=1), default=3, show_default=True,
+@click.option("--index-repeat", type=click.IntRange(min=1), default=10, show_default=True,
               help="Timed passes over the index-time videos.")
 @click.option("--candidates", type=click.IntRange(min=1), default=50, show_default=True,
               help="Clips retrieved before the head runs (as `vidseek search`).")
