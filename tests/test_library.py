@@ -168,6 +168,15 @@ def test_batch_search_and_vcmr_evaluation(world, tmp_path):
     assert r.exit_code == 0, r.output
     keys = {f"VCMR{kind}-R{k}@{t}" for kind in ("", "-any") for k in (1, 10) for t in (0.5, 0.7)}
     assert set(json.loads(r.output)) == keys  # the right video, and any video annotated with the same sentence
+    lines = [json.loads(x) for x in queries.read_text().splitlines()]  # as synth's test sentences carry it:
+    lib_gt = tmp_path / "lib-gt.jsonl"  # every video where the sentence is true (here only its own)
+    lib_gt.write_text("".join(json.dumps({**g, "library_windows": {g["vid"]: g["relevant_windows"]}}) + "\n" for g in lines))
+    r = invoke("eval", "--gt", lib_gt, "--pred", tmp_path / "lib.jsonl", "--json")
+    assert r.exit_code == 0, r.output
+    m = json.loads(r.output)
+    assert set(m) == keys | {f"VCMR-true-R{k}@{t}" for k in (1, 10) for t in (0.5, 0.7)} | {"VCMR-ceiling-R1", "VCMR-ceiling-R10"}
+    assert all(m[f"VCMR-true-R{k}@{t}"] == m[f"VCMR-R{k}@{t}"] for k in (1, 10) for t in (0.5, 0.7))
+    assert m["VCMR-ceiling-R1"] == 100.0
     r = invoke("search", "--queries", queries, "--out", tmp_path / "pv.jsonl", "--index", index, "--per-video")
     assert r.exit_code == 0, r.output
     r = invoke("eval", "--gt", queries, "--pred", tmp_path / "pv.jsonl", "--json")
@@ -184,3 +193,21 @@ def test_vcmr_counts_the_right_video_only():
              {"qid": "q2", "pred_moments": [["a", 0, 4, 0.9]] + [["c", 0, 1, 0.1]] * 8 + [["b", 0, 3, 0.05]]}]  # rank 10, IoU 0.75
     m = vcmr_metrics(gt, preds)
     assert m == {"VCMR-R1@0.5": 50.0, "VCMR-R1@0.7": 50.0, "VCMR-R10@0.5": 100.0, "VCMR-R10@0.7": 100.0}
+
+
+def test_vcmr_true_counts_every_video_where_the_sentence_is_true_and_the_ceiling_follows():
+    from vidseek.evaluation import vcmr_ceiling, vcmr_metrics
+
+    gt = [{"qid": "q1", "vid": "a", "relevant_windows": [[10, 20]],
+           "library_windows": {"a": [[10, 20]], "b": [[0, 4]], "c": [[5, 9]]}},
+          {"qid": "q2", "vid": "b", "relevant_windows": [[0, 4]], "library_windows": {"b": [[0, 4]]}}]
+    preds = [{"qid": "q1", "pred_moments": [["b", 0, 3.5, 0.9], ["a", 10, 20, 0.8]]},  # another true video first
+             {"qid": "q2", "pred_moments": [["a", 0, 4, 0.9], ["b", 0, 4, 0.8]]}]  # a: not true there
+    assert vcmr_metrics(gt, preds)["VCMR-R1@0.5"] == 0.0
+    true = vcmr_metrics(gt, preds, library=True)
+    assert true["VCMR-true-R1@0.5"] == 50.0 and true["VCMR-true-R1@0.7"] == 50.0 and true["VCMR-true-R10@0.5"] == 100.0
+    assert vcmr_ceiling(gt) == {"VCMR-ceiling-R1": round(100 * (1 / 3 + 1) / 2, 2), "VCMR-ceiling-R10": 100.0}
+    with pytest.raises(ValueError, match="library_windows"):
+        vcmr_metrics([{"qid": "q1", "vid": "a", "relevant_windows": [[0, 1]]}], preds[:1], library=True)
+    with pytest.raises(ValueError, match="one"):
+        vcmr_metrics(gt, preds, same_sentence=True, library=True)

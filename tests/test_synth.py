@@ -93,7 +93,8 @@ def test_jsonl_records_follow_the_trainer_contract(dataset: Path):
     records = _all_records(dataset)
     assert records and len({r["qid"] for r in records}) == len(records)
     for r in records:
-        assert set(r) == {"qid", "query", "vid", "duration", "relevant_windows", "phrases"}
+        test = r["vid"] in {v["vid"] for v in manifest["videos"] if v["split"] == "test"}
+        assert set(r) == {"qid", "query", "vid", "duration", "relevant_windows", "phrases"} | ({"library_windows"} if test else set())
         assert r["duration"] == durations[r["vid"]]
         assert r["relevant_windows"] and all(0.0 <= s < e <= r["duration"] for s, e in r["relevant_windows"])
         words = r["query"].split()
@@ -161,7 +162,11 @@ def test_same_seed_gives_same_annotations_and_decoded_frames_and_fewer_videos_ar
                 "--max-duration", "10", "--no-progress"])
     assert res.exit_code == 0, res.output
     again = {r["qid"]: r for r in _all_records(tmp_path)}
-    first = {r["qid"]: r for r in _all_records(dataset) if r["vid"] in {"syn0_00000", "syn0_00001"}}
+    prefix = {"syn0_00000", "syn0_00001"}
+    first = {r["qid"]: r for r in _all_records(dataset) if r["vid"] in prefix}
+    for r in first.values():  # a test sentence's library is the world: here only the first two videos
+        if "library_windows" in r:
+            r["library_windows"] = {v: w for v, w in r["library_windows"].items() if v in prefix}
     assert again == first
     for vid in ("syn0_00000", "syn0_00001"):
         assert np.array_equal(_decode(tmp_path / "videos" / f"{vid}.mp4"), _decode(dataset / "videos" / f"{vid}.mp4"))
@@ -198,6 +203,25 @@ def test_a_sentence_lists_every_window_it_describes():
     mine = windows(Meaning("open_door", "door", shirt=one.shirt_name), video.timeline.actions, video.scene)
     assert mine == sorted([a.start, a.end] for a in video.timeline.actions
                           if a.verb == "open_door" and a.actor == one.pid)
+
+
+def test_test_sentences_list_every_video_of_the_world_where_they_are_true(tmp_path):
+    out = tmp_path / "lib"
+    res = _run([str(out), "--videos", "12", "--seed", "3", "--min-duration", "8", "--max-duration", "8",
+                "--split", "0,0,1", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    videos = json.loads((out / "manifest.json").read_text())["videos"]
+    records = _read_jsonl(out / "test.jsonl")
+    shared = 0
+    for r in records:
+        own = make_video(3, int(r["vid"].rsplit("_", 1)[1]), SynthConfig(min_duration=8.0, max_duration=8.0,
+                                                                           split=(0.0, 0.0, 1.0)))
+        meaning = next(q for q in annotate(own) if q["query"] == r["query"])["meaning"]
+        truth = {v["vid"]: sorted([a["start"], a["end"]] for a in v["actions"] if meaning.holds(a)) for v in videos}
+        assert r["library_windows"] == {vid: w for vid, w in truth.items() if w}  # every such video, no other
+        assert r["library_windows"][r["vid"]] == r["relevant_windows"]
+        shared += len(r["library_windows"]) > 1
+    assert shared > len(records) / 4  # "someone opens the door" is true in many rooms
 
 
 def test_door_open_fraction_rises_only_inside_open_door_windows():

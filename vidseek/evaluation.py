@@ -436,7 +436,7 @@ VCMR_RANKS = (1, 10)
 
 
 def vcmr_metrics(ground_truth: list[dict[str, Any]], predictions: list[dict[str, Any]],
-                 same_sentence: bool = False) -> dict[str, float]:
+                 same_sentence: bool = False, library: bool = False) -> dict[str, float]:
     """Video corpus moment retrieval, as TVR's evaluation counts it: a query is a hit at rank k and
     IoU t when one of its first k predicted moments is in the right video and overlaps one of the
     ground-truth windows with IoU >= t. Keys ``VCMR-R{k}@{t}`` in percent.
@@ -444,6 +444,10 @@ def vcmr_metrics(ground_truth: list[dict[str, Any]], predictions: list[dict[str,
     ``same_sentence``: a moment is also right in any other video annotated with the very same
     sentence (case and surrounding spaces ignored), for libraries where one sentence describes
     moments in many videos ("person opens the door"); keys ``VCMR-any-R{k}@{t}``.
+
+    ``library``: a moment is right in any video where the sentence is true, as the ground truth's
+    ``library_windows`` ({vid: windows}, which ``vidseek synth`` writes for test sentences) lists
+    them: what a user of a library where many videos show the same thing counts; keys ``VCMR-true-R{k}@{t}``.
 
     ground_truth: records with ``qid``, ``vid``, ``relevant_windows``; predictions: records with
     ``qid`` and ``pred_moments`` ``[[vid, start, end, score], ...]`` best first.
@@ -458,15 +462,27 @@ def vcmr_metrics(ground_truth: list[dict[str, Any]], predictions: list[dict[str,
     >>> pred = [{"qid": 1, "pred_moments": [["b", 2, 4, 0.9]]}, {"qid": 2, "pred_moments": [["a", 0, 9, 0.9]]}]
     >>> vcmr_metrics(gt2, pred)["VCMR-R1@0.5"], vcmr_metrics(gt2, pred, same_sentence=True)["VCMR-any-R1@0.5"]
     (0.0, 100.0)
+    >>> gt3 = [{"qid": 1, "vid": "a", "relevant_windows": [[0, 10]], "library_windows": {"a": [[0, 10]], "b": [[2, 4]]}}]
+    >>> vcmr_metrics(gt3, [{"qid": 1, "pred_moments": [["b", 2, 4, 0.9]]}], library=True)["VCMR-true-R1@0.5"]
+    100.0
     """
     preds = {str(p["qid"]): p for p in predictions}
     missing = [str(g["qid"]) for g in ground_truth if str(g["qid"]) not in preds]
     if missing:
         raise ValueError(f"{len(missing)} ground-truth queries have no prediction, e.g. qid {missing[0]}")
+    if same_sentence and library:
+        raise ValueError("vcmr_metrics: same_sentence and library are two ways of counting; ask for one")
     truth: dict[tuple[str, str], list] = {}  # (sentence key, vid) -> windows
     for g in ground_truth:
         key = str(g.get("query", "")).strip().lower() if same_sentence else str(g["qid"])
-        truth.setdefault((key, str(g["vid"])), []).extend(g["relevant_windows"])
+        if library:
+            if not isinstance(g.get("library_windows"), dict):
+                raise ValueError(f"ground-truth query {g['qid']} has no library_windows ({{vid: windows}} of every "
+                                 f"video where it is true): only synthetic test sentences carry them")
+            for vid, windows in g["library_windows"].items():
+                truth.setdefault((key, str(vid)), []).extend(windows)
+        else:
+            truth.setdefault((key, str(g["vid"])), []).extend(g["relevant_windows"])
     hits = {(k, t): 0 for k in VCMR_RANKS for t in VCMR_THRESHOLDS}
     for g in ground_truth:
         key = str(g.get("query", "")).strip().lower() if same_sentence else str(g["qid"])
@@ -481,5 +497,25 @@ def vcmr_metrics(ground_truth: list[dict[str, Any]], predictions: list[dict[str,
             for t in VCMR_THRESHOLDS:
                 hits[(k, t)] += top >= t
     n = max(len(ground_truth), 1)
-    name = "VCMR-any" if same_sentence else "VCMR"
+    name = "VCMR-any" if same_sentence else "VCMR-true" if library else "VCMR"
     return {f"{name}-R{k}@{t}": round(100.0 * hits[(k, t)] / n, 2) for k in VCMR_RANKS for t in VCMR_THRESHOLDS}
+
+
+def vcmr_ceiling(ground_truth: list[dict[str, Any]]) -> dict[str, float]:
+    """The best right-video VCMR-R{k} (percent) a ranking can expect when each query is true in the
+    videos its ``library_windows`` lists: a model that knows the sentence is true there has nothing
+    to prefer the annotated video by, so with n such videos it puts it in the top k with chance
+    min(1, k / n). Keys ``VCMR-ceiling-R{k}``.
+
+    >>> vcmr_ceiling([{"library_windows": {"a": [[0, 1]]}}, {"library_windows": {v: [[0, 1]] for v in "abcd"}}])
+    {'VCMR-ceiling-R1': 62.5, 'VCMR-ceiling-R10': 100.0}
+    """
+    counts = []
+    for g in ground_truth:
+        if not isinstance(g.get("library_windows"), dict):
+            raise ValueError(f"ground-truth query {g.get('qid')} has no library_windows: the ceiling needs them")
+        counts.append(max(len(g["library_windows"]), 1))
+    n = np.asarray(counts, np.float64)
+    return {f"VCMR-ceiling-R{k}": round(100.0 * float(np.minimum(1.0, k / n).mean()), 2) if len(n) else 0.0
+            for k in VCMR_RANKS}
+

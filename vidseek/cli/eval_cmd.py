@@ -25,9 +25,11 @@ def eval_cmd(gt_path: Path, pred_path: Path, as_json: bool) -> None:
     predictions from `vidseek search --queries` ({"qid", "pred_moments": [[vid, start, end, score], ...]})
     are scored with the VCMR metrics (R1/R10 at IoU 0.5/0.7, right video required), and, when the
     ground truth has the sentences, VCMR-any (a moment also counts in any other video annotated with
-    the same sentence).
+    the same sentence). When every ground-truth line has "library_windows" (test sentences of
+    `vidseek synth`: every video where the sentence is true), VCMR-true counts a moment in any of
+    them, and VCMR-ceiling-R1/R10 is the best right-video score a model can expect there.
     """
-    from vidseek.evaluation import evaluate_files, load_jsonl, vcmr_metrics
+    from vidseek.evaluation import evaluate_files, load_jsonl, vcmr_ceiling, vcmr_metrics
 
     try:
         preds = load_jsonl(pred_path)
@@ -36,8 +38,11 @@ def eval_cmd(gt_path: Path, pred_path: Path, as_json: bool) -> None:
             metrics = vcmr_metrics(gt, preds)
             if gt and "query" in gt[0]:  # also count moments in other videos annotated with the same sentence
                 metrics.update(vcmr_metrics(gt, preds, same_sentence=True))
+            if gt and all(isinstance(g.get("library_windows"), dict) for g in gt):
+                metrics.update(vcmr_metrics(gt, preds, library=True))
+                metrics.update(vcmr_ceiling(gt))
             click.echo(json.dumps(metrics, indent=2) if as_json else
-                       "\n".join(f"{k:16} {v:8.2f}" for k, v in metrics.items()))
+                       "\n".join(f"{k:18} {v:8.2f}" for k, v in metrics.items()))
             return
         metrics = evaluate_files(gt_path, pred_path)
     except (ValueError, OSError) as err:

@@ -131,12 +131,15 @@ class Meaning:
     size: str | None = None
 
     def matches(self, action: Action, scene: Scene) -> bool:
-        person = scene.people[action.actor]
-        if action.verb != self.verb or action.obj != self.obj:
+        return self.holds(action_record(action, scene))
+
+    def holds(self, record: dict) -> bool:
+        """Whether the sentence is true of an action as the manifest records it (``action_record``)."""
+        if record["verb"] != self.verb or record["object"] != self.obj:
             return False
-        if self.obj_color and (action.prop is None or scene.props[action.prop].color_name != self.obj_color):
-            return False
-        return (self.shirt in (None, person.shirt_name)) and (self.size in (None, person.size_name))
+        attrs = record["attributes"]
+        return all(want in (None, attrs.get(key)) for key, want in
+                   (("object_color", self.obj_color), ("shirt", self.shirt), ("size", self.size)))
 
     def combos(self) -> set[tuple[str, str, str]]:
         """Compositional units: ("verb_obj", verb, object) and ("adj_noun", adjective, noun)."""
@@ -207,6 +210,27 @@ def _one_sentence(action: Action, person, prop, rng: np.random.Generator) -> Que
     return build_query([subject] + predicate, slots, meaning)
 
 
+def action_record(action: Action, scene: Scene) -> dict:
+    """An action as the manifest records it: verb, object, actor, prop, the attributes a sentence can
+    name (shirt, size, object_color), start and end."""
+    person = scene.people[action.actor]
+    attrs = {"shirt": person.shirt_name, "size": person.size_name}
+    if action.prop is not None:
+        attrs["object_color"] = scene.props[action.prop].color_name
+    return {"actor": action.actor, "verb": action.verb, "object": action.obj, "prop": action.prop,
+            "attributes": attrs, "start": action.start, "end": action.end}
+
+
 def windows(meaning: Meaning, actions: list[Action], scene: Scene) -> list[list[float]]:
     """Every [start, end] in the video that the sentence truly describes, sorted."""
     return sorted([a.start, a.end] for a in actions if meaning.matches(a, scene))
+
+
+def library_windows(meaning: Meaning, videos: list[dict]) -> dict[str, list[list[float]]]:
+    """Every video of a library (manifest entries) where the sentence is true -> its windows, sorted."""
+    out = {}
+    for video in videos:
+        found = sorted([a["start"], a["end"]] for a in video["actions"] if meaning.holds(a))
+        if found:
+            out[video["vid"]] = found
+    return out

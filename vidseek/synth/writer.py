@@ -3,7 +3,9 @@
 Layout of OUT_DIR::
 
     videos/<vid>.mp4                      one file per video (or .mkv / .webm)
-    train.jsonl val.jsonl test.jsonl      standard split, one sentence per line
+    train.jsonl val.jsonl test.jsonl      standard split, one sentence per line; a test sentence also
+                                          has "library_windows": every video of the world where it is
+                                          true -> its windows (library-wide ground truth)
     comp_train.jsonl comp_val.jsonl comp_test.jsonl comp_test_seen.jsonl   compositional split
     charades_<split>.txt                  "VID start end##sentence", one line per window
     charades.json                         {vid: {"duration": d}}
@@ -24,7 +26,7 @@ from typing import Iterable
 import numpy as np
 
 from vidseek.synth.config import CONTAINERS, RENDERER_VERSION, SynthConfig
-from vidseek.synth.language import describe, windows
+from vidseek.synth.language import action_record, describe, library_windows, windows
 from vidseek.synth.splits import COMP_SPLITS, HELDOUT, SPLITS, comp_bucket
 from vidseek.synth.video import Video, make_video
 
@@ -66,7 +68,8 @@ def _codec_options(codec: str, crf: int) -> dict[str, str]:
 def annotate(video: Video, k: int = 3) -> list[dict]:
     """jsonl records for every sentence of a video; identical sentences are written once.
 
-    Each record also carries "comp", its compositional split file (or None); it is not written.
+    Each record also carries "comp", its compositional split file (or None), and "meaning", what the
+    sentence asserts (``Meaning``); neither is written.
     """
     rng = np.random.default_rng([video.seed, video.index, 3])
     records, seen = [], set()
@@ -83,6 +86,7 @@ def annotate(video: Video, k: int = 3) -> list[dict]:
                 "relevant_windows": windows(q.meaning, video.timeline.actions, video.scene),
                 "phrases": [{"role": p.role, "text": p.text, "words": list(p.words)} for p in q.phrases],
                 "comp": comp_bucket(q.meaning, video.split),
+                "meaning": q.meaning,
             })
     return records
 
@@ -93,14 +97,7 @@ def video_entry(video: Video, file_name: str, n_frames: int) -> dict:
     people = [{"id": p.pid, "shirt": p.shirt_name, "size": p.size_name, "height_m": round(p.height, 3),
                "in_view": any(m.kind != "absent" for m in video.timeline.motions[p.pid])} for p in sc.people]
     props = [{"id": p.pid, "kind": p.kind, "color": p.color_name} for p in sc.props]
-    actions = []
-    for a in video.timeline.actions:
-        person = sc.people[a.actor]
-        attrs = {"shirt": person.shirt_name, "size": person.size_name}
-        if a.prop is not None:
-            attrs["object_color"] = sc.props[a.prop].color_name
-        actions.append({"actor": a.actor, "verb": a.verb, "object": a.obj, "prop": a.prop,
-                        "attributes": attrs, "start": a.start, "end": a.end})
+    actions = [action_record(a, sc) for a in video.timeline.actions]
     return {
         "vid": video.vid, "index": video.index, "file": f"videos/{file_name}", "split": video.split,
         "duration": round(video.duration, 3), "fps": video.fps, "n_frames": n_frames,
@@ -173,10 +170,17 @@ def write_annotations(out: Path, entries: list[dict], records: list[dict]) -> di
     """jsonl and Charades-STA files per split plus charades.json; returns {split: file name}."""
     files = {}
     split_of = {e["vid"]: e["split"] for e in entries}
+    by_action: dict[tuple, list[dict]] = {}  # (verb, object) -> the videos that have such an action
+    for e in entries:
+        for kind in {(a["verb"], a["object"]) for a in e["actions"]}:
+            by_action.setdefault(kind, []).append(e)
+    for r in records:  # the library a world is indexed as is all its videos
+        if split_of[r["vid"]] == "test" and "meaning" in r:
+            r["library_windows"] = library_windows(r["meaning"], by_action.get((r["meaning"].verb, r["meaning"].obj), []))
     groups = {s: [r for r in records if split_of[r["vid"]] == s] for s in SPLITS}
     groups.update({c: [r for r in records if r["comp"] == c] for c in COMP_SPLITS})
     for name, rs in groups.items():
-        lines = [json.dumps({k: v for k, v in r.items() if k != "comp"}) for r in rs]
+        lines = [json.dumps({k: v for k, v in r.items() if k not in ("comp", "meaning")}) for r in rs]
         _write_text(out / f"{name}.jsonl", "".join(line + "\n" for line in lines))
         sta = [f"{r['vid']} {s:.2f} {e:.2f}##{r['query']}" for r in rs for s, e in r["relevant_windows"]]
         _write_text(out / f"charades_{name}.txt", "".join(line + "\n" for line in sta))
