@@ -5,21 +5,23 @@
 Stages, each skipped when its output is already in WORK_DIR (delete it to redo a stage):
 
 1. ``train-world/``: `vidseek synth` 500 videos (seed 11) with scene-state features at 5 steps/s;
-   ``distill-world/``: 1,500 short videos (seed 13), more rooms, people and props for step 2;
+   ``distill-world/`` and ``distill-world-2/``: 1,500 short videos each (seeds 13 and 14), more
+   rooms, people and props for steps 2 and 4;
    ``test-world/``: 240 fresh videos (seed 12), all in the test split, for the model card.
 2. ``cnn.safetensors``: the built-in CNN (grid pooling) taught to read per-frame labels of the
-   train videos of both worlds (actions under way, door, light, shirt colours and props in view;
+   train videos of the three worlds (actions under way, door, light, shirt colours and props in view;
    ``vidseek.synth.features.frame_labels``, ``vidseek.trainer.distill``), validated on val videos.
    With the train world alone (347 train rooms) the CNN learnt its rooms by heart: train loss 0.96 ->
    0.46 in 5 epochs while the validation loss stayed at 0.88-0.90.
-3. ``cnn_features/``: `vidseek features` of both worlds with that CNN.
+3. ``cnn_features/``: `vidseek features` of the three worlds with that CNN.
 4. ``run/``: `vidseek train` ExCL (clf, 2b) with all-MiniLM-L6-v2 words and a retrieval embedding on
-   native-rate crops, on the compositional training split of both worlds (so the held-out word pairs
+   native-rate crops, on the compositional training split of the three worlds (so the held-out word pairs
    stay unseen; every world holds out the same pairs), validated on the train world's.
 5. ``bundle/``: `vidseek export` (parity-checked) and the text encoder quantized to int8 (checked
    against fp32); ``--install`` copies it into the package.
 6. ``eval/``: the test world indexed with the bundle and searched library-wide and per video, for
-   the standard and the compositional test queries; ``eval/metrics.json`` feeds docs/model-card.md.
+   the standard and the compositional test queries (library-wide: the right video, VCMR-any,
+   VCMR-true and the right-video ceiling); ``eval/metrics.json`` feeds docs/model-card.md.
 
 Every step is the CLI command a user would type (run in this process, to load torch once).
 """
@@ -115,7 +117,7 @@ def train(work: Path, epochs: int) -> None:
     run = work / "run"
     if (run / "model.safetensors").is_file():
         return
-    annotations = work / "comp_train.jsonl"  # both worlds' compositional training queries
+    annotations = work / "comp_train.jsonl"  # every training world's compositional training queries
     annotations.write_text("".join((work / name / "comp_train.jsonl").read_text() for name in WORLDS))
     sizes = [x for k in ("video_hidden", "query_hidden", "span_hidden", "mlp_hidden") for x in ("--set", f"{k}={HIDDEN}")]
     vidseek("train", "--model", MODEL, "--dataset", "jsonl", "--annotations", annotations,
