@@ -518,4 +518,3 @@ def vcmr_ceiling(ground_truth: list[dict[str, Any]]) -> dict[str, float]:
     n = np.asarray(counts, np.float64)
     return {f"VCMR-ceiling-R{k}": round(100.0 * float(np.minimum(1.0, k / n).mean()), 2) if len(n) else 0.0
             for k in VCMR_RANKS}
-
