@@ -142,7 +142,7 @@ import json, sys
 import vidseek
 assert "vidseek.engine" not in sys.modules and "numpy" not in sys.modules, "import vidseek must stay light"
 from vidseek import Index, Moment, Searcher
-assert Moment.__module__ == Searcher.__module__ == "vidseek.engine.search"
+assert Moment.__module__ == Searcher.__module__ == "vidseek.library.searcher"
 with Index(sys.argv[1]) as index:
     print(json.dumps([m.to_dict() for m in index.search("the person opens the door", top_k=2, phrases=True)]))
 """
@@ -164,7 +164,7 @@ def test_import_is_light_and_the_api_searches_without_torch(world, tmp_path):
 
 def test_model_choices_resolve_or_say_what_to_pass(world, tmp_path, monkeypatch):
     import vidseek.builtin
-    from vidseek.engine.models import ModelChoiceError, resolve_model
+    from vidseek.library.models import ModelChoiceError, resolve_model
 
     monkeypatch.setattr(vidseek.builtin, "BUNDLE_DIR", tmp_path / "no-builtin")
     with pytest.raises(ModelChoiceError, match="built-in bundle is missing"):

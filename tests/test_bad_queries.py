@@ -31,7 +31,7 @@ REASONS = ("is empty", "known to this model's vocabulary", "is not valid text") 
 @pytest.fixture(scope="module")
 def searcher(tmp_path_factory):
     """One Searcher over a small index, built once for all the queries."""
-    from vidseek.engine.search import Searcher
+    from vidseek.library.searcher import Searcher
 
     world = tiny_world(tmp_path_factory)
     folder = tmp_path_factory.mktemp("queries")

@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from blocking import run_blocked
+from vidseek.index.integrity import check as check_integrity
 from vidseek.cli.main import cli
 
 BENCH = ["--library-size", "50", "--warmup", "1", "--repeat", "3", "--index-videos", "1", "--index-repeat", "1",
@@ -187,7 +188,7 @@ def test_synthetic_library_is_reused_and_never_clobbers_other_folders(tiny, tmp_
     info = synthetic_library(tmp_path / "lib", bundle, spec)
     assert not info["reused"] and info["videos"] == 12 and info["index_kind"] == "flat"
     with Catalog(tmp_path / "lib", readonly=True) as catalog:
-        assert catalog.counts()["ok"] == 12 and catalog.integrity_check() == []
+        assert catalog.counts()["ok"] == 12 and check_integrity(catalog) == []
         assert sum(v.steps for v in catalog.videos()) == info["steps"]
     assert synthetic_library(tmp_path / "lib", bundle, spec)["reused"]
     other = tmp_path / "mine"

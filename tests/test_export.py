@@ -130,7 +130,7 @@ def test_engine_grounds_with_torch_blocked_and_agrees_with_pytorch(bundle_dir, t
     assert r.returncode == 0, r.stderr
     windows = json.loads(r.stdout.strip().splitlines()[-1])
     from vidseek.trainer.data.dataset import MomentDataset  # noqa: F401  (the PyTorch path below)
-    from vidseek.decode import decode_windows
+    from vidseek.engine.decode import decode_windows
     from vidseek.spans import resample_features
 
     run = load_run(bundle_dir.parent / "excl-clf-2b-learned")

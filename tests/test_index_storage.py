@@ -18,13 +18,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from vidseek.atomic import atomic_write
 from vidseek.index.cache import (
     CacheError,
     FeatureCache,
     StorageWriteError,
-    atomic_write,
     remove_temporaries,
+    storage_errors,
 )
+from vidseek.index.integrity import check as check_integrity
 from vidseek.index.catalog import (
     SCHEMA_VERSION,
     Catalog,
@@ -40,9 +42,9 @@ from vidseek.index.clips import (
     choose_index,
     decode_ids,
     encode_ids,
-    windows,
 )
 from vidseek.index.lock import IndexLocked, WriterLock
+from vidseek.index.settings import windows
 
 ROOT = Path(__file__).resolve().parents[1]
 MIB = 1 << 20
@@ -106,7 +108,7 @@ def test_catalog_round_trip_in_wal_mode(tmp_path):
         ids = index_all(cat, plan.new[:2])
         bad = cat.record_error(plan.new[2], "moov atom not found")
     with Catalog(index_dir, readonly=True) as cat:
-        assert cat.settings()["fingerprint"] == "fa6a691419a86593" and cat.settings()["rate"] == 5.0
+        assert cat.settings().fingerprint == "fa6a691419a86593" and cat.settings().rate == 5.0
         assert cat.root == lib.resolve()
         assert cat.counts() == {"ok": 2, "error": 1, "pending": 0}
         a = cat.video("a.mp4")
@@ -207,7 +209,7 @@ def test_tampered_catalog_path_is_refused(tmp_path):
     db.close()
     with pytest.raises(UnsafePath, match="leaves the library root"):
         cat.resolve(cat.videos()[0].path)
-    assert any("../../etc/passwd" in p for p in cat.integrity_check())
+    assert any("../../etc/passwd" in p for p in check_integrity(cat))
 
 
 def test_newer_schema_is_refused(tmp_path):
@@ -291,7 +293,8 @@ def test_failed_write_keeps_the_previous_file(tmp_path):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     with pytest.raises(StorageWriteError, match="ENOSPC.*unchanged.*free some disk space"):
-        atomic_write(target, disk_full)
+        with storage_errors(target):
+            atomic_write(target, disk_full)
     assert target.read_bytes() == b"previous" and sorted(p.name for p in tmp_path.iterdir()) == ["clips.faiss"]
     (tmp_path / ".clips.faiss.abc.tmp").write_bytes(b"left by a killed writer")
     assert remove_temporaries(tmp_path) == 1
@@ -424,9 +427,9 @@ def build_small_index(tmp_path: Path) -> tuple[Catalog, ClipIndex, dict[str, int
 
 def test_integrity_check_passes_then_finds_a_deleted_cache_file(tmp_path):
     cat, _, ids = build_small_index(tmp_path)
-    assert cat.integrity_check() == []
+    assert check_integrity(cat) == []
     FeatureCache(tmp_path / "idx").path(ids["b.mkv"]).unlink()
-    problems = cat.integrity_check()
+    problems = check_integrity(cat)
     assert len(problems) == 1 and "b.mkv" in problems[0] and "states.npy is missing" in problems[0]
 
 
@@ -435,7 +438,7 @@ def test_integrity_check_finds_wrong_shapes_and_unknown_faiss_ids(tmp_path):
     FeatureCache(tmp_path / "idx", "clips").put(ids["a.mp4"], np.ones((2, 16)))
     clips.add(999, np.ones((3, 16)))
     clips.save()
-    problems = "\n".join(cat.integrity_check())
+    problems = "\n".join(check_integrity(cat))
     assert "1.clips.npy has shape (2, 16) but the catalog expects (3, 16)" in problems
     assert "does not know (ids 999)" in problems
 
@@ -505,14 +508,14 @@ def test_killed_writer_leaves_a_sound_index_that_the_next_run_completes(tmp_path
     assert finished == paths[:8]
 
     with Catalog(index_dir, readonly=True) as cat:
-        assert cat.integrity_check() == []
+        assert check_integrity(cat) == []
         done = {v.path for v in cat.videos("ok")}
     assert set(finished) <= done and len(done) < len(paths)
     encoded = index_library(lib, index_dir)
     assert set(encoded).isdisjoint(done) and sorted(done | set(encoded)) == paths  # nothing encoded twice
 
     with Catalog(index_dir, readonly=True) as cat:
-        assert cat.integrity_check() == [] and cat.counts() == {"ok": 24, "error": 0, "pending": 0}
+        assert check_integrity(cat) == [] and cat.counts() == {"ok": 24, "error": 0, "pending": 0}
         ok_ids = {v.id for v in cat.videos("ok")}
     clips = ClipIndex(index_dir, 16, gpu=False)
     assert clips.load() and clips.video_ids() == ok_ids

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from toy_features import make_toy
-from vidseek.decode import decode_start_end, expected_span, topk_index_spans
+from vidseek.engine.decode import decode_start_end, expected_span, topk_index_spans
 from vidseek.trainer.checkpoint import load_run
 from vidseek.trainer.data.dataset import MomentDataset
 from vidseek.trainer.models import EXCL_NAMES, MODEL_NAMES, build_model, config_for

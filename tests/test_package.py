@@ -25,7 +25,7 @@ def run_without_torch(code: str):
 
 def test_shared_core_runtime_and_cli_help_run_without_torch_or_the_trainer():
     r = run_without_torch(
-        "import vidseek.spans, vidseek.decode, vidseek.evaluation, vidseek.synth\n"
+        "import vidseek.spans, vidseek.engine.decode, vidseek.evaluation, vidseek.synth\n"
         "import vidseek.engine.bundle, vidseek.engine.grounder, vidseek.engine.video, vidseek.export.tensorrt\n"
         "from vidseek.cli.main import cli\n"
         "cli.main(['--help'], standalone_mode=False)\n"

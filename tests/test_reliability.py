@@ -28,10 +28,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from vidseek.index.integrity import check as check_integrity
 from vidseek.cli.main import cli
 from vidseek.index.cache import FeatureCache
 from vidseek.index.catalog import Catalog
-from vidseek.index.clips import ClipIndex, read_ids, windows
+from vidseek.index.clips import ClipIndex, read_ids
+from vidseek.index.settings import windows
 from vidseek.index.lock import current_writer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,7 +117,7 @@ def write_video(path: Path, seconds: float, fps: float = 5.0, size: tuple[int, i
 INDEX_CHILD = """
 import sys, time
 import av, faiss, numpy, onnxruntime, tokenizers  # imported before 'ready': kills land in the work
-import vidseek.index.builder, vidseek.engine.preprocess
+import vidseek.library.indexer, vidseek.engine.preprocess
 from vidseek.cli.main import cli
 slow = float(sys.argv[1])
 if slow:  # each video takes at least `slow` seconds more (to overlap with other processes)
@@ -211,13 +213,13 @@ def check_index(index: Path) -> dict[str, int]:
 
     Returns catalog path -> id of the ok videos.
     """
-    from vidseek.engine.search import Searcher
+    from vidseek.library.searcher import Searcher
 
     with Catalog(index, readonly=True) as cat:
-        assert cat.integrity_check() == []
+        assert check_integrity(cat) == []
         ok = {v.path: v for v in cat.videos("ok")}
         settings = cat.settings()
-    n_windows = {v.id: len(windows(v.steps, settings["rate"], WINDOW_S, STRIDE_S)) for v in ok.values()}
+    n_windows = {v.id: settings.n_windows(v.steps) for v in ok.values()}
     stored = read_ids(index)
     if stored is not None:  # the saved clip index may lag the catalog, never lead it, never hold a clip twice
         _, ids = stored
@@ -375,8 +377,7 @@ READER = """
 import sys, time, traceback
 from pathlib import Path
 import numpy as np
-from vidseek.engine.search import Searcher
-from vidseek.index.clips import windows
+from vidseek.library.searcher import Searcher
 index, stop, batch = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
 searches = opened = failures = 0
 views = set()
@@ -385,7 +386,7 @@ while not stop.exists():
         with Searcher(index) as s:
             opened += 1
             ok = s.videos
-            counts = {v: len(windows(x.steps, s.rate, s.window_s, s.stride_s)) for v, x in ok.items()}
+            counts = {v: s.settings.n_windows(x.steps) for v, x in ok.items()}
             ids = s.clips.ids()
             assert s.clips.ntotal == len(ids) == len(set(ids.tolist())) == sum(counts.values()), "clips doubled or lost"
             assert set(ids.tolist()) == {(v << 20) + w for v, n in counts.items() for w in range(n)}, "clips differ"
@@ -454,7 +455,7 @@ def test_a_searcher_kept_open_across_updates_reads_the_index_again(tmp_path_fact
     """A Searcher opened before a run that replaced one video and deleted another, and then deleted
     their cache files (``RETAIN_RETIRED_S`` is 0 here, as if the run came 10 minutes later), reads
     the index again when it finds those files gone, and answers from the index as it is now."""
-    from vidseek.engine.search import Searcher
+    from vidseek.library.searcher import Searcher
 
     world = tiny_world(tmp_path_factory)
     library, index = tmp_path / "lib", tmp_path / "idx"
@@ -462,7 +463,7 @@ def test_a_searcher_kept_open_across_updates_reads_the_index_again(tmp_path_fact
         write_video(library / f"v{k}.mp4", seconds=5 + k, seed=k)
     code, out = run_index(library, index, world.bundle)
     assert code == 0, out
-    monkeypatch.setattr("vidseek.index.builder.RETAIN_RETIRED_S", 0.0)
+    monkeypatch.setattr("vidseek.index.integrity.RETAIN_RETIRED_S", 0.0)
     with Searcher(index) as searcher:
         before = dict(searcher.videos)
         assert {m.video for m in searcher.search(QUERY, top_k=20)} == {"v0.mp4", "v1.mp4", "v2.mp4"}
@@ -481,7 +482,7 @@ def test_rebuild_discards_the_index_and_searches_opened_before_keep_working(tmp_
     """Other settings are refused with a message that names --rebuild; with it the index is
     emptied and every video encoded again under fresh ids, while a Searcher opened before still
     answers from the old videos (their rows are retired, their files kept ``RETAIN_RETIRED_S``)."""
-    from vidseek.engine.search import Searcher
+    from vidseek.library.searcher import Searcher
 
     world = tiny_world(tmp_path_factory)
     library, index = tmp_path / "lib", tmp_path / "idx"
@@ -499,7 +500,7 @@ def test_rebuild_discards_the_index_and_searches_opened_before_keep_working(tmp_
         old_moments = searcher.search(QUERY, top_k=20)
         assert {m.video for m in old_moments} == set(old) and set(searcher.videos) == set(old.values())
     with Catalog(index, readonly=True) as cat:
-        assert cat.integrity_check() == [] and cat.settings()["window_s"] == 6
+        assert check_integrity(cat) == [] and cat.settings().window_s == 6
         new = {v.path: v.id for v in cat.videos("ok")}
         assert set(new) == set(old) and min(new.values()) > max(old.values())  # ids are never reused
         assert set(cat.retired()) == set(old.values())
@@ -538,7 +539,7 @@ def test_rebuild_replaces_a_catalog_that_cannot_be_read(tmp_path_factory, tmp_pa
 def test_a_killed_rebuild_leaves_a_sound_index_that_the_next_rebuild_completes(tmp_path_factory, tmp_path):
     """SIGKILL `vidseek index --rebuild` at a few moments: each time the index stays sound (the
     old one, an emptied one or a partly rebuilt one) and searchable; a last --rebuild completes it."""
-    from vidseek.engine.search import Searcher
+    from vidseek.library.searcher import Searcher
 
     world = tiny_world(tmp_path_factory)
     library, index = tmp_path / "lib", tmp_path / "idx"
@@ -553,7 +554,7 @@ def test_a_killed_rebuild_leaves_a_sound_index_that_the_next_rebuild_completes(t
         time.sleep(delay)
         landed += child.kill()
         with Catalog(index, readonly=True) as cat:
-            assert cat.integrity_check() == [] and cat.counts()["error"] == 0
+            assert check_integrity(cat) == [] and cat.counts()["error"] == 0
             ok = {v.path for v in cat.videos("ok")}
         with Searcher(index) as searcher:
             assert {m.video for m in searcher.search(QUERY, top_k=20)} <= ok
@@ -563,7 +564,7 @@ def test_a_killed_rebuild_leaves_a_sound_index_that_the_next_rebuild_completes(t
     code, out = child.finish()
     assert code == 0 and "indexed 4" in out and "errors 0" in out, out
     with Catalog(index, readonly=True) as cat:
-        assert cat.integrity_check() == [] and sorted(v.path for v in cat.videos("ok")) == [f"v{k}.mp4" for k in range(4)]
+        assert check_integrity(cat) == [] and sorted(v.path for v in cat.videos("ok")) == [f"v{k}.mp4" for k in range(4)]
 
 
 # ---- a full disk, a file size limit, a read-only or forbidden folder -----------------------------

@@ -22,6 +22,7 @@ import pytest
 
 from blocking import run_blocked
 from test_reliability import QUERY, check_index, invoke, run_index, tiny_world, write_video
+from vidseek.index.integrity import check as check_integrity
 from vidseek.engine.bundle import BundleError, load_bundle
 from vidseek.index.cache import FeatureCache
 from vidseek.index.catalog import Catalog, FileState, IndexMismatch, UnsafePath
@@ -87,7 +88,7 @@ def test_index_built_with_another_bundle_is_refused_naming_both(copy, tmp_path):
     after = load_bundle(other).fingerprint
     r = invoke("index", library, "--index", index, "--model", other, "--no-progress")
     assert r.exit_code == 1 and before in r.output and after in r.output and "do not mix" in r.output, r.output
-    from vidseek.engine.search import Searcher
+    from vidseek.library.searcher import Searcher
 
     with pytest.raises(IndexMismatch, match=f"{before}.*{after}.*use the bundle with fingerprint {before}"):
         Searcher(index, bundle_dir=other)
@@ -169,7 +170,7 @@ def test_feature_cache_that_disagrees_with_the_catalog_is_found_and_repaired(cop
         ids = {v.path: v.id for v in cat.videos()}
     damage(index, vid)
     with Catalog(index, readonly=True) as cat:
-        problems = cat.integrity_check()
+        problems = check_integrity(cat)
     assert len(problems) == 1 and f"{vid}." in problems[0] and "v1.mp4" in problems[0], problems
     r = doctor(index)
     assert r.exit_code == 1 and "FAIL  integrity:" in r.output and "re-encodes videos" in r.output, r.output
@@ -201,7 +202,7 @@ def test_a_damaged_video_is_skipped_by_every_search_and_refused_alone(copy):
     """The Python API warns once (DamagedVideoWarning), lists the video in ``Searcher.damaged``,
     skips it in later searches without warning again, and refuses a search of that video alone
     with the CacheError that says what to do."""
-    from vidseek.engine.search import DamagedVideoWarning, Searcher
+    from vidseek.library.searcher import DamagedVideoWarning, Searcher
     from vidseek.index.cache import CacheError
 
     bundle, library, index = copy
@@ -243,7 +244,7 @@ def test_catalog_rows_that_leave_the_library_are_ignored_and_removed(copy, bad):
         row = cat.video(vid)
         assert row.status == "error" and "leaves the library root" in row.error and "ignored" in row.error
         assert vid not in {v.id for v in cat.videos("ok")} and cat.counts()["ok"] == 2
-        assert any(bad in p for p in cat.integrity_check())
+        assert any(bad in p for p in check_integrity(cat))
         with pytest.raises(UnsafePath):
             cat.resolve(bad)
     with Catalog(index) as cat:
@@ -385,7 +386,7 @@ class FakeOrt:
 
 def test_doctor_says_when_the_gpu_and_onnxruntime_disagree(tmp_path, monkeypatch):
     """A GPU that nvidia-smi sees but onnxruntime cannot use (CPU-only wheel), and the reverse."""
-    from vidseek.doctor import _gpu
+    from vidseek.library.doctor import _gpu
 
     smi = tmp_path / "nvidia-smi"
     smi.write_text("#!/bin/sh\necho 'NVIDIA H200, 570.86, 143771 MiB'\n")

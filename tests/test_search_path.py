@@ -11,10 +11,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from vidseek.decode import best_index_spans, decode_best, decode_windows
-from vidseek.engine.search import Searcher
+from vidseek.engine.decode import best_index_spans, decode_best, decode_windows
+from vidseek.library.searcher import Searcher
 from vidseek.index.cache import CacheError
-from vidseek.index.clips import windows
+from vidseek.index.settings import IndexSettings, windows
 
 
 @pytest.mark.parametrize("model", ["excl-clf-2b", "excl-reg-1a", "clip-zero-shot"])
@@ -50,6 +50,8 @@ def test_best_spans_ignore_padding_and_reject_bad_lengths():
 
 
 class FakeStates:
+    kind = "states"
+
     def __init__(self, broken=()):
         self.read, self.broken = [], set(broken)
 
@@ -64,8 +66,8 @@ def searcher(steps: dict[int, int], broken=()) -> Searcher:
     """A Searcher over videos {id: feature steps} at 5 steps/s, 4 s windows every 2 s (20-step
     clips, 10 apart), without an index on disk."""
     s = Searcher.__new__(Searcher)
-    s.videos = {v: SimpleNamespace(steps=n, path=f"v{v}.mp4") for v, n in steps.items()}
-    s.rate, s.window_s, s.stride_s, s.state_dim = 5.0, 4.0, 2.0, 8
+    s.videos = {v: SimpleNamespace(id=v, steps=n, path=f"v{v}.mp4") for v, n in steps.items()}
+    s.settings, s.rate = IndexSettings(rate=5.0, window_s=4.0, stride_s=2.0, state_dim=8), 5.0
     s.states = FakeStates(broken)
     return s
 

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT.parent / "shared" / "assets" / "videos"
 VIDEOS = sorted(p.name for p in ASSETS.glob("*") if p.is_file()) if ASSETS.is_dir() else []
 HAVE_DECORD = importlib.util.find_spec("decord") is not None
-BACKENDS = ["pyav"] + (["decord"] if HAVE_DECORD else [])
+DECODERS = ["pyav"] + (["decord"] if HAVE_DECORD else [])
 SMALL = (112, 84)
 
 needs_assets = pytest.mark.skipif(not VIDEOS, reason=f"asset videos not found at {ASSETS}")
@@ -44,8 +44,8 @@ EXPECTED = {
 
 
 @functools.lru_cache(maxsize=None)
-def sampled(name: str, backend: str, size: tuple[int, int] | None = SMALL) -> V.SampledVideo:
-    return sample_frames(ASSETS / name, rate=5.0, size=size, backend=backend)
+def sampled(name: str, decoder: str, size: tuple[int, int] | None = SMALL) -> V.SampledVideo:
+    return sample_frames(ASSETS / name, rate=5.0, size=size, decoder=decoder)
 
 
 @functools.lru_cache(maxsize=None)
@@ -109,12 +109,12 @@ def test_step_frame_indices_nearest_ties_earlier_and_clamped():
 
 @needs_assets
 @each_video
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_asset_steps_times_and_frames(name, backend):
-    v = sampled(name, backend)
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_asset_steps_times_and_frames(name, decoder):
+    v = sampled(name, decoder)
     info = v.info
     T = round(info.duration * 5)
-    assert info.backend == backend and info.path == str(ASSETS / name)
+    assert info.decoder == decoder and info.path == str(ASSETS / name)
     assert len(v.times) == T == v.frames.shape[0] >= 1
     np.testing.assert_allclose(v.times, (np.arange(T) + 0.5) / 5, rtol=0, atol=1e-12)
     assert v.frames.shape == (T, SMALL[1], SMALL[0], 3) and v.frames.dtype == np.uint8
@@ -128,12 +128,12 @@ def test_asset_steps_times_and_frames(name, backend):
 
 @needs_assets
 @each_video
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_asset_steps_hold_the_frame_nearest_their_centre(name, backend):
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_asset_steps_hold_the_frame_nearest_their_centre(name, decoder):
     """The sampled frames are the reference decode's frames nearest to each step centre (by timestamp)."""
-    v = sampled(name, backend)
+    v = sampled(name, decoder)
     want, later = reference(name, tuple(v.times), SMALL, (0, 3))
-    if backend == "pyav":
+    if decoder == "pyav":
         assert (v.frames == want).all(), _mad(v.frames, want)
     else:  # decord bundles an older FFmpeg; its scaler rounds slightly differently
         assert _mad(v.frames, want) < 1.0
@@ -154,8 +154,8 @@ def test_backends_agree(name):
 
 
 @needs_assets
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_cockatoo_frames_are_exact_and_decoding_is_quiet(backend, capfd):
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_cockatoo_frames_are_exact_and_decoding_is_quiet(decoder, capfd):
     """The clip that makes decoders print h264 errors on backward seeks: sequential decoding is exact and silent.
 
     decord is checked at full size, where its frames must equal PyAV's bit for bit.
@@ -163,9 +163,9 @@ def test_cockatoo_frames_are_exact_and_decoding_is_quiet(backend, capfd):
     name = "imageio__cockatoo.mp4"
     if name not in VIDEOS:
         pytest.skip(f"{name} not among the assets")
-    size = None if backend == "decord" else SMALL
+    size = None if decoder == "decord" else SMALL
     capfd.readouterr()
-    v = sample_frames(ASSETS / name, size=size, backend=backend)
+    v = sample_frames(ASSETS / name, size=size, decoder=decoder)
     err = capfd.readouterr().err
     (want,) = reference(name, tuple(v.times), size)
     assert v.frames.shape == ((70, 720, 1280, 3) if size is None else (70, 84, 112, 3))
@@ -174,36 +174,36 @@ def test_cockatoo_frames_are_exact_and_decoding_is_quiet(backend, capfd):
 
 
 @needs_assets
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_resizing_in_the_decoder(backend):
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_resizing_in_the_decoder(decoder):
     name = "mmaction2__demo.mp4"  # 340x256
-    v = sample_frames(ASSETS / name, size=lambda w, h: (w // 4, h // 4), backend=backend)
+    v = sample_frames(ASSETS / name, size=lambda w, h: (w // 4, h // 4), decoder=decoder)
     assert v.frames.shape == (50, 64, 85, 3)
     (full,) = reference(name, tuple(v.times), size=None)
     blocks = full.astype(np.float32).reshape(50, 64, 4, 85, 4, 3).mean(axis=(2, 4))  # area average of 4x4 blocks
     assert np.abs(v.frames - blocks).mean() < 3.0  # a plain downscale of the right frames, not a garbled one
-    odd = sample_frames(ASSETS / name, size=(97, 55), backend=backend)
+    odd = sample_frames(ASSETS / name, size=(97, 55), decoder=decoder)
     assert odd.frames.shape == (50, 55, 97, 3)
     with pytest.raises(ValueError, match="size"):
-        sample_frames(ASSETS / name, size=(0, 10), backend=backend)
+        sample_frames(ASSETS / name, size=(0, 10), decoder=decoder)
 
 
 @needs_assets
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_chunks_concatenate_to_the_whole(backend):
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_chunks_concatenate_to_the_whole(decoder):
     name = "mmaction2__demo_spatiotemporal_det.mp4"
-    chunks = iter_sampled_chunks(ASSETS / name, rate=5.0, size=SMALL, chunk=7, backend=backend)
+    chunks = iter_sampled_chunks(ASSETS / name, rate=5.0, size=SMALL, chunk=7, decoder=decoder)
     assert chunks.n_steps == 48 and len(chunks.times) == 48 and chunks.info.n_frames == 57  # known before decoding
     parts = list(chunks)
     assert [len(f) for f, _ in parts] == [7] * 6 + [6]
-    whole = sampled(name, backend)
+    whole = sampled(name, decoder)
     np.testing.assert_array_equal(np.concatenate([f for f, _ in parts]), whole.frames)
     np.testing.assert_array_equal(np.concatenate([t for _, t in parts]), whole.times)
     with pytest.raises(RuntimeError, match="once"):
         list(chunks)
 
 
-# ---- backend choice and fallback --------------------------------------------------------------
+# ---- decoder choice and fallback --------------------------------------------------------------
 
 
 @needs_assets
@@ -216,10 +216,10 @@ def test_auto_falls_back_to_pyav_when_decord_cannot_open(monkeypatch):
 
     monkeypatch.setattr(V, "_decord_open", broken)
     v = sample_frames(ASSETS / name, size=SMALL)
-    assert v.info.backend == "pyav"
+    assert v.info.decoder == "pyav"
     np.testing.assert_array_equal(v.frames, sampled(name, "pyav").frames)
-    with pytest.raises(VideoDecodeError, match="decord says no.*backend='pyav'"):
-        sample_frames(ASSETS / name, size=SMALL, backend="decord")
+    with pytest.raises(VideoDecodeError, match="decord says no.*decoder='pyav'"):
+        sample_frames(ASSETS / name, size=SMALL, decoder="decord")
 
 
 @needs_assets
@@ -236,7 +236,7 @@ def test_auto_continues_with_pyav_when_decord_fails_midway(monkeypatch):
     monkeypatch.setattr(V, "_decord_chunks", fails_after_one_chunk)
     chunks = iter_sampled_chunks(ASSETS / name, size=SMALL, chunk=16)
     frames = np.concatenate([f for f, _ in chunks])
-    assert chunks.info.backend == "pyav" and frames.shape[0] == 50
+    assert chunks.info.decoder == "pyav" and frames.shape[0] == 50
     assert _mad(frames, sampled(name, "pyav").frames) < 1.0
     np.testing.assert_array_equal(frames[16:], sampled(name, "pyav").frames[16:])
 
@@ -245,15 +245,15 @@ def test_auto_continues_with_pyav_when_decord_fails_midway(monkeypatch):
 def test_auto_uses_pyav_without_decord(monkeypatch):
     real = V._importable
     monkeypatch.setattr(V, "_importable", lambda m: False if m == "decord" else real(m))
-    assert probe(ASSETS / VIDEOS[0]).backend == "pyav"
+    assert probe(ASSETS / VIDEOS[0]).decoder == "pyav"
     with pytest.raises(ImportError, match="aarch64"):
-        probe(ASSETS / VIDEOS[0], backend="decord")
+        probe(ASSETS / VIDEOS[0], decoder="decord")
 
 
 def test_unknown_backend_is_refused(tmp_path):
     (tmp_path / "x.mp4").write_bytes(b"x")
     with pytest.raises(ValueError, match="auto, decord, pyav"):
-        probe(tmp_path / "x.mp4", backend="ffmpeg")
+        probe(tmp_path / "x.mp4", decoder="ffmpeg")
 
 
 # ---- files made here: VFR, rotation -----------------------------------------------------------
@@ -279,13 +279,13 @@ def _write_numbered(path: Path, pts_ms: np.ndarray, size=(64, 48), rotation: int
         c.mux(s.encode())
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_variable_frame_rate_picks_frames_by_timestamp(tmp_path, backend):
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_variable_frame_rate_picks_frames_by_timestamp(tmp_path, decoder):
     rng = np.random.default_rng(0)
     pts = np.cumsum(np.r_[0, rng.choice([20, 33, 100, 250], size=39)])  # 40 frames over ~4.2 s
     path = tmp_path / "vfr.mp4"
     _write_numbered(path, pts)
-    v = sample_frames(path, backend=backend)
+    v = sample_frames(path, decoder=decoder)
     got = np.round(v.frames[:, 24:, 32:, 0].mean(axis=(1, 2)) / 6).astype(int)  # frame number from the grey level
     np.testing.assert_array_equal(got, step_frame_indices(v.times, pts / 1000))
     assert v.info.fps == pytest.approx(39 / (pts[-1] / 1000), rel=1e-6)  # measured: the metadata rate disagrees
@@ -297,18 +297,18 @@ def test_rotation_metadata_is_applied_the_same_by_both_backends(tmp_path):
     _write_numbered(path, np.arange(10) * 100, size=(64, 32), rotation=90)
     info = probe(path, "pyav")
     assert (info.width, info.height) == (32, 64)  # displayed size
-    v = sample_frames(path, backend="pyav")
+    v = sample_frames(path, decoder="pyav")
     assert v.frames.shape[1:] == (64, 32, 3)
     assert v.frames[0, -8:, :8].mean() > 200  # the top-left marker, rotated 90 degrees counter-clockwise
     if HAVE_DECORD:
-        assert _mad(v.frames, sample_frames(path, backend="decord").frames) < 1.0
+        assert _mad(v.frames, sample_frames(path, decoder="decord").frames) < 1.0
 
 
 # ---- damaged and wrong files ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_errors_name_the_file_and_the_problem(tmp_path, backend):
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_errors_name_the_file_and_the_problem(tmp_path, decoder):
     cases = {"missing.mp4": "file not found", "empty.mp4": "empty file", "notes.mp4": "not a video",
              ".": "not a file"}
     (tmp_path / "empty.mp4").write_bytes(b"")
@@ -317,12 +317,12 @@ def test_errors_name_the_file_and_the_problem(tmp_path, backend):
         path = tmp_path / name
         for call in (probe, sample_frames):
             with pytest.raises(VideoDecodeError, match=what) as e:
-                call(path, backend=backend)
+                call(path, decoder=decoder)
             assert str(path) in str(e.value)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_audio_only_file_has_no_video_stream(tmp_path, backend):
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_audio_only_file_has_no_video_stream(tmp_path, decoder):
     import av
 
     path = tmp_path / "speech.mp4"
@@ -333,42 +333,42 @@ def test_audio_only_file_has_no_video_stream(tmp_path, backend):
         c.mux(s.encode(frame))
         c.mux(s.encode())
     with pytest.raises(VideoDecodeError, match="no video stream.*audio"):
-        probe(path, backend=backend)
+        probe(path, decoder=decoder)
 
 
 @needs_assets
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_truncated_mp4_with_index_at_the_end_raises(tmp_path, backend):
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_truncated_mp4_with_index_at_the_end_raises(tmp_path, decoder):
     """Cut to 30 %: the moov index (written last) is gone, so nothing can be read: a clear error."""
     data = (ASSETS / "mmaction2__demo.mp4").read_bytes()
     path = tmp_path / "cut.mp4"
     path.write_bytes(data[: int(0.3 * len(data))])
     with pytest.raises(VideoDecodeError, match="truncated or corrupt MP4.*moov"):
-        sample_frames(path, backend=backend)
+        sample_frames(path, decoder=decoder)
 
 
 @needs_assets
 @pytest.mark.parametrize(("name", "steps"), [("moviepy__long_example.mp4", 26),  # moov first (faststart)
                                              ("decord__flipping_a_pancake.mkv", 14)])
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_truncated_file_samples_the_part_that_is_there_with_a_warning(tmp_path, name, steps, backend):
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_truncated_file_samples_the_part_that_is_there_with_a_warning(tmp_path, name, steps, decoder):
     """Cut to 30 % with the index intact: the frames that are there, a shorter duration and a warning."""
     data = (ASSETS / name).read_bytes()
     path = tmp_path / f"cut{Path(name).suffix}"
     path.write_bytes(data[: int(0.3 * len(data))])
-    if name.endswith(".mp4") and backend == "decord":  # decord cannot open it at all: say so ("auto" uses PyAV)
-        with pytest.raises(VideoDecodeError, match="decord cannot read.*backend='pyav'"):
-            sample_frames(path, size=SMALL, backend=backend)
+    if name.endswith(".mp4") and decoder == "decord":  # decord cannot open it at all: say so ("auto" uses PyAV)
+        with pytest.raises(VideoDecodeError, match="decord cannot read.*decoder='pyav'"):
+            sample_frames(path, size=SMALL, decoder=decoder)
         return
     with pytest.warns(VideoDecodeWarning, match=r"truncated: its header says 1\d\.\d s but the video data ends"):
-        v = sample_frames(path, size=SMALL, backend=backend)
-    full = sampled(name, backend)
+        v = sample_frames(path, size=SMALL, decoder=decoder)
+    full = sampled(name, decoder)
     assert len(v.times) == steps == round(v.info.duration * 5) < len(full.times)
     assert _mad(v.frames[:-1], full.frames[: steps - 1]) < 0.5  # the same picture as the intact file
     with warnings.catch_warnings():
         warnings.simplefilter("error", VideoDecodeWarning)  # how a strict caller turns it into an error
         with pytest.raises(VideoDecodeWarning):
-            probe(path, backend="pyav")
+            probe(path, decoder="pyav")
 
 
 @needs_assets
@@ -399,7 +399,7 @@ def test_video_and_preprocess_import_and_run_without_torch():
         "import os\n"
         "if os.path.exists(clip):\n"
         "    for b in ('auto', 'pyav'):\n"
-        "        x, info = p.load_frames(clip, p.BUILTIN_SPEC, backend=b)\n"
+        "        x, info = p.load_frames(clip, p.BUILTIN_SPEC, decoder=b)\n"
         "        assert x.shape == (48, 3, 84, 112), x.shape\n"
         "assert 'torch' not in sys.modules and not any(m.startswith('vidseek.trainer') for m in sys.modules)\n"
         "print('ok')\n"

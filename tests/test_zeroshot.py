@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from blocking import run_blocked
 from vidseek.cli.main import cli
-from vidseek.decode import decode_similarity, similarity_span, smooth_curve
+from vidseek.engine.decode import decode_similarity, similarity_span, smooth_curve
 from vidseek.engine.bundle import BundleError
 
 
@@ -193,7 +193,7 @@ def test_zero_shot_grounder_on_one_video(zero_shot):
 
 
 def test_clip_choice_is_exported_once_into_the_cache(zero_shot, tmp_path, monkeypatch):
-    from vidseek.engine.models import resolve_model
+    from vidseek.library.models import resolve_model
 
     monkeypatch.setenv("VIDSEEK_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

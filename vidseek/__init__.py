@@ -17,10 +17,12 @@ import importlib
 __version__ = "0.1.0"
 
 _LAZY = {
-    "Index": "vidseek.engine.api",
-    "IndexInfo": "vidseek.engine.api",
-    "Searcher": "vidseek.engine.search",
-    "Moment": "vidseek.engine.search",
+    "Index": "vidseek.library.api",
+    "IndexInfo": "vidseek.library.api",
+    "Searcher": "vidseek.library.searcher",
+    "Moment": "vidseek.library.searcher",
+    "SearchTrace": "vidseek.library.searcher",
+    "VidseekError": "vidseek.errors",
 }
 
 

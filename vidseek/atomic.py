@@ -86,5 +86,17 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
     return path
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    atomic_write(path, lambda tmp: tmp.write_text(text))
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Create or replace the text file ``path`` atomically."""
+    return atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def atomic_save_npy(path: str | os.PathLike, array) -> Path:
+    """Create or replace the ``.npy`` file ``path`` atomically with ``array`` (no pickles)."""
+    import numpy as np
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:  # a file object: np.save would add ".npy" to the temporary's name
+            np.save(fh, array, allow_pickle=False)
+
+    return atomic_write(path, write)

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from vidseek.engine.bundle import Bundle
-from vidseek.index.builder import DEFAULT_STRIDE_S, DEFAULT_WINDOW_S
+from vidseek.library.indexer import DEFAULT_STRIDE_S, DEFAULT_WINDOW_S
 
 MARKER = ".vidseek-bench"
 INFO_FILE = "synthetic.json"  # written when the library is complete
@@ -142,7 +142,7 @@ def _write_files(folder: Path, bundle: Bundle, spec: LibrarySpec, identity: dict
     from vidseek.engine.video import num_steps
     from vidseek.index.cache import FeatureCache
     from vidseek.index.catalog import Catalog, FileState
-    from vidseek.index.clips import windows
+    from vidseek.index.settings import windows
     from vidseek.index.lock import WriterLock
 
     clear_folder(folder)

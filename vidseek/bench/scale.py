@@ -66,7 +66,7 @@ def measure_library(job: LibraryJob) -> dict:
     from vidseek.bench.backends import open_backend
     from vidseek.bench.stages import naive_stages, profile_queries, query_stages
     from vidseek.engine.bundle import load_bundle
-    from vidseek.engine.search import Searcher
+    from vidseek.library.searcher import Searcher
 
     bundle = load_bundle(job.bundle)
     out: dict = {"rss": {"start": rss_bytes()["rss"]}, "files": index_files(job.folder), "query": {}, "errors": {}}

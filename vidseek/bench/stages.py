@@ -1,25 +1,22 @@
 """What the benchmark times: graphs in isolation, the index-time stages per video, the query-time
 stages of a library search, the naive search (the head on every video), and FAISS structures.
 
-Stages are timed on the product's own code: ``Grounder`` for the graphs and the video side,
-``Searcher.search`` for queries. Per-stage times come from wrapping the pieces a search calls
-(tokenizer, text encoder session, ``ClipIndex.search``, ``FeatureCache.get``, head session) with a
-``StageClock``; ``post`` is the rest of the search (filling the head's batch from the cached
-windows, span decoding, fusion, NMS, ranking). End-to-end latencies are measured separately,
-without the wrappers.
+Stages are timed on the product's own code through its public timing hooks: the ``timings`` of
+``Grounder.video_features`` at index time, and the ``SearchTrace`` of ``Searcher.search`` at query
+time (tokenize, text encoder, FAISS, cache reads, head, and ``post``: filling the head's batch,
+span decoding, fusion, NMS, ranking). End-to-end latencies are measured separately, without a trace.
 """
 
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
 from itertools import cycle
 from pathlib import Path
 
 import numpy as np
 
-from vidseek.bench.stats import StageClock, measure, summarise
-from vidseek.decode import decode_windows
+from vidseek.bench.stats import measure, summarise
+from vidseek.engine.decode import decode_windows
 from vidseek.engine.bundle import Bundle
 from vidseek.engine.grounder import Grounder, QueryError
 
@@ -85,7 +82,7 @@ def graph_feeds(bundle: Bundle, reference: Grounder, query: str, candidates: int
     feeds["video_encoder"] = {"features": rng.normal(size=(1, steps, d)).astype(np.float32),
                               "video_mask": np.ones((1, steps), bool)}
     feeds["text_encoder"] = reference.tokenize([query])[0]
-    key = "phrases" if bundle.model_name == "plpnet" else "sentence"
+    key = reference.family.head_text
     text = reference.sessions["text_encoder"].run(feeds["text_encoder"])[key]
     width = 3 * window_steps
     feeds["head"] = {"video_states": np.clip(rng.normal(0, 0.3, size=(candidates, width, h)), -1, 1).astype(np.float32),
@@ -111,28 +108,21 @@ def index_stages(grounder: Grounder, videos: list[Path], warmup: int, repeat: in
     Returns per-stage stats (ms per video), videos/s and real-time factors (seconds of video per
     second of work) overall and per stage.
     """
-    clock = StageClock()
-    saved = grounder.sessions["frame_encoder"]
-    grounder.sessions["frame_encoder"] = clock.session("frame_encoder", saved)
     rows = []
-    try:
-        for _ in range(warmup):
-            for path in videos:
-                feats, _ = grounder.video_features(path)
-                grounder.video_outputs(feats[None])
-        for _ in range(max(1, repeat)):
-            for path in videos:
-                clock.reset()
-                t0 = time.perf_counter()
-                feats, duration = grounder.video_features(path)
-                t1 = time.perf_counter()
-                grounder.video_outputs(feats[None])
-                t2 = time.perf_counter()
-                fe = clock.seconds.get("frame_encoder", 0.0)
-                rows.append({"decode": t1 - t0 - fe, "frame_encoder": fe, "video_encoder": t2 - t1,
-                             "total": t2 - t0, "duration": duration, "steps": len(feats)})
-    finally:
-        grounder.sessions["frame_encoder"] = saved
+    for _ in range(warmup):
+        for path in videos:
+            feats, _ = grounder.video_features(path)
+            grounder.video_outputs(feats[None])
+    for _ in range(max(1, repeat)):
+        for path in videos:
+            timings: dict[str, float] = {}
+            t0 = time.perf_counter()
+            feats, duration = grounder.video_features(path, timings=timings)
+            t1 = time.perf_counter()
+            grounder.video_outputs(feats[None])
+            t2 = time.perf_counter()
+            rows.append({"decode": timings["decode"], "frame_encoder": timings["frame_encoder"],
+                         "video_encoder": t2 - t1, "total": t2 - t0, "duration": duration, "steps": len(feats)})
     video_s = sum(r["duration"] for r in rows)
     out = {"videos": len(videos), "runs": len(rows), "video_seconds": round(video_s / max(1, repeat), 3),
            "steps": int(sum(r["steps"] for r in rows) / max(1, repeat))}
@@ -147,69 +137,26 @@ def index_stages(grounder: Grounder, videos: list[Path], warmup: int, repeat: in
 
 
 # ---- query time ---------------------------------------------------------------------------------
-@contextmanager
-def instrumented(searcher, clock: StageClock):
-    """Time the parts of ``searcher.search`` into ``clock`` (see the module docstring), restoring
-    the searcher afterwards."""
-    g = searcher.grounder
-    sessions = dict(g.sessions)
-    g.tokenize = clock.wrap("tokenize", g.tokenize)
-    g.sessions["text_encoder"] = clock.session("text_encoder", sessions["text_encoder"])
-    head = clock.session("head", sessions["head"])
-    run_head = head.run
-
-    def keep_mask(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        clock.head_mask = feeds["video_mask"]
-        return run_head(feeds)
-
-    head.run = keep_mask
-    g.sessions["head"] = head
-    search = searcher.clips.search
-
-    def keep_candidates(queries: np.ndarray, k: int):
-        found = search(queries, k)
-        clock.candidates = found
-        return found
-
-    searcher.clips.search = clock.wrap("faiss", keep_candidates)
-    searcher.states.get = clock.wrap("cache", searcher.states.get)
-    try:
-        yield clock
-    finally:
-        del g.tokenize, searcher.clips.search, searcher.states.get
-        g.sessions = sessions
-
-
 def query_stages(searcher, queries: list[str], warmup: int, repeat: int, top_k: int, candidates: int) -> dict:
-    """End-to-end latency of ``searcher.search`` (warm, uninstrumented; plus the very first call),
-    then the per-stage breakdown of as many instrumented searches."""
+    """End-to-end latency of ``searcher.search`` (warm, untraced; plus the very first call), then
+    the per-stage breakdown of as many searches, each with a ``SearchTrace``."""
+    from vidseek.library.searcher import SearchTrace
+
     order = cycle(queries)
     t0 = time.perf_counter()
-    searcher.search(next(order), top_k, candidates)
+    searcher.search(next(order), top_k=top_k, candidates=candidates)
     first = time.perf_counter() - t0
-    e2e = measure(lambda: searcher.search(next(order), top_k, candidates), warmup, repeat)
-    clock = StageClock()
-    per_stage: dict[str, list[float]] = {s: [] for s in QUERY_STAGES}
-    found: list[int] = []
-    steps: list[tuple[int, int]] = []
-    videos: list[int] = []
-    with instrumented(searcher, clock):
-        for _ in range(max(1, repeat)):
-            clock.reset()
-            t0 = time.perf_counter()
-            moments = searcher.search(next(order), top_k, candidates)
-            total = time.perf_counter() - t0
-            found.append(len(moments))
-            for stage in QUERY_STAGES[:-1]:
-                per_stage[stage].append(clock.seconds.get(stage, 0.0))
-            per_stage["post"].append(max(0.0, total - sum(clock.seconds.values())))
-            steps.append((len(clock.head_mask), int(clock.head_mask.sum())))
-            videos.append(len(set(clock.candidates[1][0].tolist()) & set(searcher.videos)))
+    e2e = measure(lambda: searcher.search(next(order), top_k=top_k, candidates=candidates), warmup, repeat)
+    traces, found = [], []
+    for _ in range(max(1, repeat)):
+        trace = SearchTrace()
+        found.append(len(searcher.search(next(order), top_k=top_k, candidates=candidates, trace=trace)))
+        traces.append(trace)
     return {"first_ms": round(first * 1e3, 3), "end_to_end": e2e.to_dict(),
-            "stages": {s: summarise(v).to_dict() for s, v in per_stage.items()},
-            "moments": int(np.median(found)), "head_rows": int(np.median([a for a, _ in steps])),
-            "head_steps": int(np.median([b for _, b in steps])),
-            "candidate_videos": int(np.median(videos))}
+            "stages": {s: summarise([t.seconds.get(s, 0.0) for t in traces]).to_dict() for s in QUERY_STAGES},
+            "moments": int(np.median(found)), "head_rows": int(np.median([t.head_rows for t in traces])),
+            "head_steps": int(np.median([t.head_steps for t in traces])),
+            "candidate_videos": int(np.median([t.candidate_videos for t in traces]))}
 
 
 def profile_queries(searcher, queries: list[str], n: int, top_k: int, candidates: int, lines: int = 25) -> str:
@@ -220,11 +167,11 @@ def profile_queries(searcher, queries: list[str], n: int, top_k: int, candidates
 
     order = cycle(queries)
     for _ in range(3):
-        searcher.search(next(order), top_k, candidates)
+        searcher.search(next(order), top_k=top_k, candidates=candidates)
     profiler = cProfile.Profile()
     profiler.enable()
     for _ in range(n):
-        searcher.search(next(order), top_k, candidates)
+        searcher.search(next(order), top_k=top_k, candidates=candidates)
     profiler.disable()
     text = io.StringIO()
     pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(lines)

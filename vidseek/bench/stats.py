@@ -1,4 +1,4 @@
-"""Timing and memory primitives of the benchmark: repeated measurement, percentiles, stage clocks.
+"""Timing and memory primitives of the benchmark: repeated measurement, percentiles, memory.
 
 Every latency is wall-clock time from ``time.perf_counter``; summaries are in milliseconds.
 """
@@ -54,59 +54,6 @@ def measure(fn: Callable[[], Any], warmup: int, repeat: int) -> Stats:
         fn()
         samples.append(time.perf_counter() - t0)
     return summarise(samples)
-
-
-class StageClock:
-    """Seconds spent per named stage, accumulated across calls until ``reset``.
-
-    ``wrap(name, fn)`` returns ``fn`` timed into ``name``; ``session(name, s)`` wraps an inference
-    session (anything with ``run(feeds)``) the same way, keeping its other methods.
-    """
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-        self.candidates: tuple = ()  # the last FAISS result seen, when a search is instrumented
-        self.head_mask = None  # the (rows, steps) mask of the last head call seen, likewise
-
-    def reset(self) -> None:
-        self.seconds = {}
-
-    def add(self, name: str, seconds: float) -> None:
-        self.seconds[name] = self.seconds.get(name, 0.0) + seconds
-
-    def wrap(self, name: str, fn: Callable) -> Callable:
-        def timed(*args, **kwargs):
-            t0 = time.perf_counter()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                self.add(name, time.perf_counter() - t0)
-
-        timed.__wrapped__ = fn  # type: ignore[attr-defined]
-        return timed
-
-    def session(self, name: str, session) -> TimedSession:
-        return TimedSession(session, self, name)
-
-
-class TimedSession:
-    """An inference session whose ``run`` is timed into a ``StageClock`` stage."""
-
-    def __init__(self, inner, clock: StageClock, name: str):
-        self.inner, self.clock, self.name = inner, clock, name
-
-    def inputs(self) -> list[str]:
-        return self.inner.inputs()
-
-    def outputs(self) -> list[str]:
-        return self.inner.outputs()
-
-    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        t0 = time.perf_counter()
-        try:
-            return self.inner.run(feeds)
-        finally:
-            self.clock.add(self.name, time.perf_counter() - t0)
 
 
 def rss_bytes() -> dict[str, int]:

@@ -97,18 +97,18 @@ def _seconds(ctx, param, value: str) -> tuple[float, float]:
               help="Write the tables as Markdown (for docs/benchmarks.md).")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write a PNG of latency and memory against library size (needs matplotlib: vidseek[plot]).")
+@click.option("--json", "as_json", is_flag=True, help="Print the full report as one JSON document (tables go to stderr).")
 @click.option("--same-process", is_flag=True, help="Measure each library in this process (faster; memory figures "
                                                    "then include what earlier sizes left behind).")
 def bench_cmd(bundle_dir, run_dir, backends, library_sizes, parts, videos_dir, index_videos, video_seconds, warmup,
               repeat, index_repeat, candidates, top_k, threads, naive_max, naive_repeat, faiss_queries, profile,
-              work_dir, seed, json_out, markdown_out, plot_path, same_process):
+              work_dir, seed, json_out, markdown_out, plot_path, as_json, same_process):
     """Time every stage of indexing and search on every backend (warm, repeated, p50/p95/p99), side
     by side in one run, on synthetic libraries of --library-size videos."""
     from vidseek.atomic import atomic_write_text
     from vidseek.bench import BenchConfig, run_benchmark
     from vidseek.bench.report import plot, render_tables
-    from vidseek.engine.bundle import BundleError
-    from vidseek.index import IndexStorageError
+    from vidseek.cli.common import USER_ERRORS, shown
 
     if bundle_dir is None:
         from vidseek.builtin import builtin_bundle
@@ -125,18 +125,24 @@ def bench_cmd(bundle_dir, run_dir, backends, library_sizes, parts, videos_dir, i
                          work_dir=work_dir, fresh_process=not same_process)
     try:
         report = run_benchmark(config, log=lambda line: click.echo(line, err=True))
-    except (OSError, ValueError, RuntimeError, BundleError, IndexStorageError) as exc:
-        raise click.ClickException(str(exc)) from exc
-    click.echo(render_tables(report))
+    except (*USER_ERRORS, ValueError) as exc:  # ValueError: a configuration the benchmark cannot run
+        raise click.ClickException(shown(exc)) from exc
+
+    def say(text: str) -> None:  # with --json, stdout holds the JSON document only
+        click.echo(text, err=as_json)
+
+    say(render_tables(report))
     for lib in report["libraries"]:
         if lib.get("profile"):
-            click.echo(f"cProfile of {profile} searches at {lib['videos']} videos (ONNX Runtime CPU):\n{lib['profile']}")
+            say(f"cProfile of {profile} searches at {lib['videos']} videos (ONNX Runtime CPU):\n{lib['profile']}")
     if json_out:
         atomic_write_text(json_out, json.dumps(report, indent=1))
-        click.echo(f"report -> {json_out}")
+        say(f"report -> {json_out}")
     if markdown_out:
         atomic_write_text(markdown_out, render_tables(report, markdown=True))
-        click.echo(f"tables -> {markdown_out}")
+        say(f"tables -> {markdown_out}")
     if plot_path:
         problem = plot(report, plot_path)
-        click.echo(f"plot skipped: {problem}" if problem else f"plot -> {plot_path}")
+        say(f"plot skipped: {problem}" if problem else f"plot -> {plot_path}")
+    if as_json:
+        click.echo(json.dumps(report, indent=1))

@@ -1,13 +1,82 @@
-"""Small helpers shared by the CLI commands."""
+"""What the CLI commands share: the --index and --backend options, how a user error is shown, how
+text from the library (file names, messages) is made safe to print."""
 
 from __future__ import annotations
 
+import json
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
 import click
+
+from vidseek.engine.registry import BACKENDS
+from vidseek.errors import VidseekError
+
+index_option = click.option("--index", "index_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                            help="Index folder (default: $VIDSEEK_INDEX, else ./.vidseek).")
+backend_option = click.option("--backend", type=click.Choice(list(BACKENDS)), default="onnxruntime", show_default=True,
+                              help="Inference runtime of the bundle's graphs.")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+
+# A user error says what was wrong and what to do (VidseekError); an OSError names the file and
+# what the system said. Anything else is a bug and keeps its traceback.
+USER_ERRORS = (VidseekError, OSError)
+
+
+def default_index() -> Path:
+    """$VIDSEEK_INDEX, else ./.vidseek (as ``vidseek.Index``)."""
+    from vidseek.library.api import default_index_dir
+
+    return default_index_dir()
+
+
+def shown(text) -> str:
+    """Text safe to print: a file name that is not UTF-8 shows its odd bytes as \\xNN instead of
+    crashing the output (``vidseek.index.catalog.printable``)."""
+    from vidseek.index.catalog import printable
+
+    return printable(str(text))
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Show a user error (``USER_ERRORS``) as ``Error: message`` with exit status 1, not a traceback."""
+    try:
+        yield
+    except USER_ERRORS as exc:
+        raise click.ClickException(shown(exc)) from exc
+
+
+def echo_json(document) -> None:
+    """Print one JSON document."""
+    click.echo(json.dumps(document, indent=2))
+
+
+@contextmanager
+def damaged_videos_shown() -> Iterator[None]:
+    """Print the ``DamagedVideoWarning`` of each video a search skips as a ``warning:`` line on
+    stderr, when it happens (other warnings are shown as usual)."""
+    from vidseek.library.searcher import DamagedVideoWarning
+
+    with warnings.catch_warnings():
+        show = warnings.showwarning
+
+        def showwarning(message, category, filename, lineno, file=None, line=None):
+            if issubclass(category, DamagedVideoWarning):
+                click.echo(f"warning: {shown(message)}", err=True)
+            else:
+                show(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = showwarning
+        warnings.simplefilter("always", DamagedVideoWarning)
+        yield
 
 
 def need_torch(what: str) -> None:
     """A clear error, not a traceback, when a torch-only command runs on the core (runtime) install."""
-    from vidseek.engine.models import missing_packages
+    from vidseek.library.models import missing_packages
 
     if missing_packages(("torch",)):
         raise click.ClickException(f"{what} needs PyTorch: pip install 'vidseek[train]' (install torch first)")

@@ -13,6 +13,8 @@ from pathlib import Path
 import click
 import numpy as np
 
+from vidseek.cli.common import user_errors
+
 DEMO_SEED = 2026  # a world the built-in bundle never saw (it was trained on seed 11, tested on 12)
 QUERIES = {  # the demo's queries and the synthetic world's action each one names
     "person opens door": "open_door",
@@ -64,9 +66,7 @@ def _show(query: str, verb: str, moments, truth, top_k: int) -> tuple[int, int]:
 def demo_cmd(demo_dir: Path, n_videos: int, top_k: int, workers: int) -> None:
     """Render a small synthetic library (if absent), index it with the built-in bundle, search
     "person opens door" and two more queries, and show each moment next to the ground truth."""
-    from vidseek.engine.api import Index
-    from vidseek.engine.bundle import BundleError
-    from vidseek.index import IndexStorageError
+    from vidseek.library.api import Index
     from vidseek.synth.config import SynthConfig
     from vidseek.synth.writer import render_dataset
 
@@ -80,16 +80,11 @@ def demo_cmd(demo_dir: Path, n_videos: int, top_k: int, workers: int) -> None:
         config = SynthConfig(min_duration=10.0, max_duration=30.0, split=(0.0, 0.0, 1.0))
         render_dataset(demo_dir, n_videos, seed=DEMO_SEED, config=config, workers=workers, progress=True)
     manifest = json.loads(manifest_path.read_text())
-    index = Index(demo_dir / "index")
-    try:
+    with Index(demo_dir / "index") as index, user_errors():
         report = index.add(demo_dir / "videos", model="builtin", progress=True)
         click.echo(f"$ vidseek index {demo_dir / 'videos'} --index {demo_dir / 'index'}\n{report.summary()}")
         truth = _truth(manifest)
         results = [_show(q, verb, index.search(q, top_k=top_k), truth, top_k) for q, verb in QUERIES.items()]
         hits, shown = sum(h for h, _ in results), sum(n for _, n in results)
-    except (OSError, ValueError, RuntimeError, BundleError, IndexStorageError) as exc:
-        raise click.ClickException(str(exc)) from exc
-    finally:
-        index.close()
     click.echo(f"\n{hits} of {shown} moments found are true moments; demo took "
                f"{time.perf_counter() - t0:.0f} s. Try your own query: vidseek search \"QUERY\" --index {demo_dir / 'index'}")

@@ -26,13 +26,13 @@ def _encoder_help() -> str:
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
               help="Frames per encoder batch.")
 @click.option("--device", default="cpu", show_default=True, help="Torch device for the encoder (cpu, cuda, cuda:1).")
-@click.option("--backend", type=click.Choice(["auto", "decord", "pyav"]), default="auto", show_default=True,
+@click.option("--decoder", type=click.Choice(["auto", "decord", "pyav"]), default="auto", show_default=True,
               help="Video decoder.")
 @click.option("--overwrite", is_flag=True,
               help="Recompute videos already done, and replace features made with other settings.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 def features_cmd(video_dir: Path, choice: str, out_dir: Path, rate: float, batch_size: int, device: str,
-                 backend: str, overwrite: bool, progress: bool) -> None:
+                 decoder: str, overwrite: bool, progress: bool) -> None:
     """Decode each video of VIDEO_DIR at RATE steps/s, encode its frames, and write FEATURE_DIR (--out).
 
     Videos already in --out are kept (unless --overwrite); a video that fails to decode is reported
@@ -66,7 +66,7 @@ def features_cmd(video_dir: Path, choice: str, out_dir: Path, rate: float, batch
 
     try:
         summary = extract_features(video_dir, encoder, out_dir, rate=rate, batch_size=batch_size,
-                                   overwrite=overwrite, backend=backend, progress=progress, on_result=report)
+                                   overwrite=overwrite, decoder=decoder, progress=progress, on_result=report)
     except FileExistsError as e:
         raise click.ClickException(str(e)) from None
     done, kept, failed = summary.having("done"), summary.having("kept"), summary.having("failed")

@@ -12,7 +12,9 @@ from vidseek.cli.doctor_cmd import doctor_cmd
 from vidseek.cli.eval_cmd import eval_cmd
 from vidseek.cli.export_cmd import export_cmd
 from vidseek.cli.features_cmd import features_cmd
-from vidseek.cli.index_cmd import index_cmd, info_cmd, search_cmd
+from vidseek.cli.index_cmd import index_cmd
+from vidseek.cli.info_cmd import info_cmd
+from vidseek.cli.search_cmd import search_cmd
 from vidseek.cli.synth_cmd import synth_cmd
 from vidseek.cli.train_cmd import predict_cmd, train_cmd
 

@@ -10,7 +10,7 @@ import click
 
 from vidseek.cli.common import check_device
 
-from vidseek.engine.registry import MODEL_NAMES
+from vidseek.engine.registry import MODEL_NAMES, family
 
 DATASETS = ["charades-sta", "activitynet", "tacos", "qvhighlights", "jsonl"]
 
@@ -103,7 +103,7 @@ def train_cmd(model_name, dataset, annotations, features, video_dir, frame_encod
         raise click.UsageError("give either --features (precomputed) or --videos (joint training from pixels)")
     overrides = _parse_settings(settings)
     if n_phrases is not None:
-        if model_name != "plpnet":
+        if not family(model_name).phrases:
             raise click.BadParameter("--phrases applies to plpnet only", param_hint="--phrases")
         overrides["n_phrases"] = n_phrases
     try:
@@ -164,7 +164,7 @@ def predict_cmd(run_dir, annotations, features, out_path, dataset, durations, to
 
     try:
         run = load_run(run_dir, device)
-        if with_phrases and run.name != "plpnet":
+        if with_phrases and not family(run.name).phrases:
             raise click.BadParameter(f"--phrases needs a PLPNet run; {run_dir} is {run.name}", param_hint="--phrases")
         samples = _read(dataset or run.config["data"].get("dataset", "jsonl"), annotations, durations)
         store = _open_features(features)

@@ -7,10 +7,13 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from vidseek.engine.registry import KNOWN_MODELS
+from vidseek.errors import VidseekError
+
 BUNDLE_FORMAT_VERSION = 1
 
 
-class BundleError(Exception):
+class BundleError(VidseekError):
     """A bundle that cannot be used as it is; the message says what and how to fix it."""
 
 
@@ -97,6 +100,8 @@ def _check_layout(meta, meta_path: Path) -> None:
         graphs = {}
     if not isinstance(meta.get("model"), dict) or not isinstance(meta["model"].get("name"), str):
         problems.append("'model' must give the model's name")
+    elif meta["model"]["name"] not in KNOWN_MODELS:
+        problems.append(f"'model' names {meta['model']['name']!r}, which is none of {', '.join(KNOWN_MODELS)}")
     if not isinstance(meta.get("features"), dict):
         problems.append("'features' must describe the features")
     words = meta.get("words")

@@ -6,17 +6,21 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
-from vidseek.decode import decode_phrases, decode_windows
+from vidseek.engine.decode import decode_phrases, decode_windows
 from vidseek.engine.bundle import Bundle
+from vidseek.engine.registry import GRAPH_NAMES, family
 from vidseek.engine.session import make_session
+from vidseek.errors import VidseekError
 from vidseek.spans import resample_features
 
 QUOTED_CHARS = 80  # a QueryError quotes at most this many characters of the query
 
 
-class QueryError(ValueError):
+class QueryError(VidseekError, ValueError):
     """A query that cannot be searched (empty, not valid text, or no known words); the message says why."""
 
 
@@ -50,7 +54,8 @@ class Grounder:
     def __init__(self, bundle: Bundle, backend: str = "onnxruntime", threads: int | None = None):
         self.bundle = bundle
         self.model_name = bundle.model_name
-        names = [g for g in ("frame_encoder", "video_encoder", "text_encoder", "head") if g in bundle.graphs]
+        self.family = family(bundle.model_name)
+        names = [g for g in GRAPH_NAMES if g in bundle.graphs]
         self.sessions = {g: make_session(bundle.graph_path(g), backend, threads=threads) for g in names}
         self.tokenizer = bundle.tokenizer()
 
@@ -76,17 +81,27 @@ class Grounder:
             mask[i, : len(e.ids)] = 1
         return {"input_ids": ids, "attention_mask": mask}, [e.tokens for e in encs]
 
-    def encode_text(self, queries: list[str]) -> dict[str, np.ndarray]:
+    def encode_text(self, queries: list[str], timings: dict[str, float] | None = None) -> dict[str, np.ndarray]:
+        """The text encoder's outputs for ``queries``, and their ``tokens``. ``timings`` (optional)
+        accumulates the seconds spent in "tokenize" and "text_encoder"."""
+        t0 = time.perf_counter()
         feeds, tokens = self.tokenize(queries)
+        t1 = time.perf_counter()
         out = self.sessions["text_encoder"].run(feeds)
+        if timings is not None:
+            _add(timings, "tokenize", t1 - t0)
+            _add(timings, "text_encoder", time.perf_counter() - t1)
         out["tokens"] = tokens
         return out
 
     # ---- video side ----------------------------------------------------------------------------
-    def video_features(self, path, backend: str = "auto", chunk: int = 256) -> tuple[np.ndarray, float]:
+    def video_features(self, path, decoder: str = "auto", chunk: int = 256,
+                       timings: dict[str, float] | None = None) -> tuple[np.ndarray, float]:
         """Decode a video file at the bundle's rate and run the frame encoder: ((T, D) features, duration s).
 
         Frames are sampled and preprocessed by the same code the encoder was trained or exported with.
+        ``timings`` (optional) accumulates the seconds spent in "frame_encoder" and, for the rest
+        (decoding, sampling, preprocessing), "decode".
         """
         from vidseek.engine.preprocess import FrameSpec, preprocess
         from vidseek.engine.video import iter_sampled_chunks
@@ -95,9 +110,17 @@ class Grounder:
         if fe is None or "frame_encoder" not in self.sessions:
             raise ValueError(f"bundle {self.bundle.path} has no frame encoder: it expects precomputed features")
         spec, rate = FrameSpec.from_dict(fe["spec"]), float(fe["rate"])
-        chunks = iter_sampled_chunks(path, rate, spec.decode_size, chunk, backend)
-        parts = [self.sessions["frame_encoder"].run({"pixels": preprocess(frames, spec)})["frame_features"]
-                 for frames, _ in chunks]
+        t0, encoding = time.perf_counter(), 0.0
+        chunks = iter_sampled_chunks(path, rate, spec.decode_size, chunk, decoder)
+        parts = []
+        for frames, _ in chunks:
+            pixels = preprocess(frames, spec)
+            t1 = time.perf_counter()
+            parts.append(self.sessions["frame_encoder"].run({"pixels": pixels})["frame_features"])
+            encoding += time.perf_counter() - t1
+        if timings is not None:
+            _add(timings, "frame_encoder", encoding)
+            _add(timings, "decode", time.perf_counter() - t0 - encoding)
         return np.concatenate(parts), chunks.info.duration
 
     def encode_video(self, features: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
@@ -131,7 +154,7 @@ class Grounder:
             query = np.asarray(text["retrieval"], np.float32)
             sim = np.einsum("bte,be->bt", np.asarray(states, np.float32), np.broadcast_to(query, (len(states), query.shape[-1])))
             return {"similarity": np.where(mask.astype(bool), sim, 0.0).astype(np.float32)}
-        key = "phrases" if self.model_name == "plpnet" else "sentence"
+        key = self.family.head_text
         t = text[key]
         if t.shape[0] == 1 and states.shape[0] > 1:
             t = np.repeat(t, states.shape[0], 0)
@@ -150,7 +173,11 @@ class Grounder:
         out = self.head(self.encode_video(feats, mask), mask, text)
         item = {k_: v[0] for k_, v in out.items()}
         result = {"query": query, "windows": decode_windows(self.model_name, item, duration, feats.shape[1], k)}
-        if phrases and self.model_name == "plpnet":
+        if phrases and self.family.phrases:
             result["phrases"] = decode_phrases(item["phrase_spans"], text["word_att"][0], item["phrase_weights"],
                                                text["tokens"][0], duration)
         return result
+
+
+def _add(timings: dict[str, float], stage: str, seconds: float) -> None:
+    timings[stage] = timings.get(stage, 0.0) + seconds

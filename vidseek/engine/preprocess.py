@@ -132,7 +132,7 @@ def preprocess(frames: np.ndarray, spec: FrameSpec) -> np.ndarray:
 
 
 def load_frames(path: str | os.PathLike, spec: FrameSpec, rate: float = 5.0,
-                backend: str = "auto") -> tuple[np.ndarray, VideoInfo]:
+                decoder: str = "auto") -> tuple[np.ndarray, VideoInfo]:
     """Sample a video at ``rate`` steps/s and preprocess it for ``spec``: pixels (T, 3, h, w) float32 and its info.
 
     The step centres are ``vidseek.engine.video.step_times(info.duration, rate)``. This holds the
@@ -140,5 +140,5 @@ def load_frames(path: str | os.PathLike, spec: FrameSpec, rate: float = 5.0,
     for long videos run ``iter_sampled_chunks(path, rate, size=spec.decode_size)`` and
     :func:`preprocess` per chunk.
     """
-    video = sample_frames(path, rate=rate, size=spec.decode_size, backend=backend)
+    video = sample_frames(path, rate=rate, size=spec.decode_size, decoder=decoder)
     return preprocess(video.frames, spec), video.info

@@ -14,7 +14,7 @@ files).
 Decoding
 --------
 Frames are decoded sequentially from the start: frames that no step needs are decoded (later frames
-depend on them) but never converted to RGB, and no step triggers a seek. Two backends:
+depend on them) but never converted to RGB, and no step triggers a seek. Two decoders:
 
 * ``"decord"``: fast on x86-64; not available on aarch64 (Jetson) where it has no wheels.
 * ``"pyav"``: PyAV (FFmpeg) everywhere. Chooses frames by their presentation timestamps, so
@@ -57,7 +57,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("auto", "decord", "pyav")
+DECODERS = ("auto", "decord", "pyav")
 DEFAULT_RATE = 5.0  # steps per second, the ExCL setting
 DEFAULT_CHUNK = 256  # steps per chunk in iter_sampled_chunks
 
@@ -82,7 +82,7 @@ class VideoInfo:
     duration: float  # seconds, n_frames / fps
     width: int  # displayed size of the source frames (after any rotation in the metadata)
     height: int
-    backend: str  # "decord" or "pyav": the backend that reads (or read) the frames
+    decoder: str  # "decord" or "pyav": the decoder that reads (or read) the frames
 
 
 @dataclass(frozen=True)
@@ -177,28 +177,28 @@ class _Header:
     declared_frames: int | None
 
 
-def probe(path: str | os.PathLike, backend: str = "auto") -> VideoInfo:
+def probe(path: str | os.PathLike, decoder: str = "auto") -> VideoInfo:
     """Frame rate, frame count, duration and size of a video file, checking that it decodes.
 
     Reads the container index (the whole file is demuxed, not decoded) and decodes the first frame.
     Raises VideoDecodeError for a file that cannot be read and warns (VideoDecodeWarning) for a
     truncated one; see the module docstring.
     """
-    return _probe(path, backend).info
+    return _probe(path, decoder).info
 
 
-def _probe(path: str | os.PathLike, backend: str) -> _Source:
-    return _open(path, backend, None)[0]
+def _probe(path: str | os.PathLike, decoder: str) -> _Source:
+    return _open(path, decoder, None)[0]
 
 
-def _open(path: str | os.PathLike, backend: str, size: Size):
+def _open(path: str | os.PathLike, decoder: str, size: Size):
     """Check and probe a file: ``(source, decord reader or None, PyAV header or None, output size)``.
 
     With decord chosen, its reader (opened at the output size) comes back ready to decode; None
     means PyAV decodes. In "auto", a file decord cannot open goes to PyAV.
     """
     path = _check_file(path)
-    name = _choose_backend(backend)
+    name = _choose_decoder(decoder)
     header = _pyav_header(path) if _importable("av") else None  # clear errors before decord sees the file
     if header is not None:  # a bad size is the caller's error, not a reason to fall back
         size = _resolve_size(size, header.width, header.height)
@@ -210,10 +210,10 @@ def _open(path: str | os.PathLike, backend: str, size: Size):
         except VideoDecodeError:
             raise
         except Exception as e:  # decord raises DECORDError / RuntimeError with FFmpeg's words
-            if backend == "decord" or header is None:
+            if decoder == "decord" or header is None:
                 raise VideoDecodeError(
                     f"{path}: decord cannot read this file ({_first_line(e)}); it is truncated, corrupt or in a "
-                    f"format decord does not support. Try backend='pyav'" + ("" if header else " (pip install av)")
+                    f"format decord does not support. Try decoder='pyav'" + ("" if header else " (pip install av)")
                 ) from e
             log.info("decord cannot read %s (%s); using PyAV", path, _first_line(e))
     src = _finish(_pyav_scan(path, header), header)
@@ -233,21 +233,21 @@ def _check_file(path: str | os.PathLike) -> str:
     return str(p)
 
 
-def _choose_backend(backend: str) -> str:
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    if backend == "auto":
+def _choose_decoder(decoder: str) -> str:
+    if decoder not in DECODERS:
+        raise ValueError(f"decoder must be one of {', '.join(DECODERS)}, got {decoder!r}")
+    if decoder == "auto":
         if _importable("decord"):
             return "decord"
         if _importable("av"):
             return "pyav"
         raise ImportError("reading video needs PyAV or decord: pip install av (and decord on x86-64)")
-    module = "av" if backend == "pyav" else "decord"
+    module = "av" if decoder == "pyav" else "decord"
     if not _importable(module):
-        hint = ("pip install decord (x86-64 only; no wheels for aarch64/Jetson, use backend='pyav' there)"
+        hint = ("pip install decord (x86-64 only; no wheels for aarch64/Jetson, use decoder='pyav' there)"
                 if module == "decord" else "pip install av")
-        raise ImportError(f"backend={backend!r} needs the {module} package: {hint}")
-    return backend
+        raise ImportError(f"decoder={decoder!r} needs the {module} package: {hint}")
+    return decoder
 
 
 def _importable(module: str) -> bool:
@@ -417,14 +417,14 @@ def _frame_rate(n: int, times: np.ndarray, meta: float | None, path: str) -> flo
 
 
 def sample_frames(path: str | os.PathLike, rate: float = DEFAULT_RATE, size: Size = None,
-                  backend: str = "auto") -> SampledVideo:
+                  decoder: str = "auto") -> SampledVideo:
     """Sample a whole video: ``frames`` (T, H, W, 3) uint8 RGB at the step centres ``times`` (T,).
 
     ``size`` is the output ``(width, height)``, or a function of the source ``(width, height)``
     returning it (``FrameSpec.decode_size``), or None for the source size. For long videos use
     :func:`iter_sampled_chunks`, which holds one chunk at a time.
     """
-    chunks = iter_sampled_chunks(path, rate, size, DEFAULT_CHUNK, backend)
+    chunks = iter_sampled_chunks(path, rate, size, DEFAULT_CHUNK, decoder)
     out = np.empty((chunks.n_steps, chunks.size[1], chunks.size[0], 3), np.uint8)  # (T, H, W, 3)
     done = 0
     for frames, _ in chunks:
@@ -434,26 +434,26 @@ def sample_frames(path: str | os.PathLike, rate: float = DEFAULT_RATE, size: Siz
 
 
 def iter_sampled_chunks(path: str | os.PathLike, rate: float = DEFAULT_RATE, size: Size = None,
-                        chunk: int = DEFAULT_CHUNK, backend: str = "auto") -> SampledChunks:
+                        chunk: int = DEFAULT_CHUNK, decoder: str = "auto") -> SampledChunks:
     """Sample a video in chunks of at most ``chunk`` steps: iterate for ``(frames, times)`` pairs.
 
     ``frames`` is (C, H, W, 3) uint8 RGB and ``times`` (C,) the step centres in seconds. The file is
     probed on the call (errors raise here); ``.info``, ``.times`` and ``.n_steps`` are known before
     iterating. One pass of decoding; iterate once.
     """
-    return SampledChunks(path, rate, size, chunk, backend)
+    return SampledChunks(path, rate, size, chunk, decoder)
 
 
 class SampledChunks:
     """The chunks of one sampled video (see :func:`iter_sampled_chunks`)."""
 
     def __init__(self, path: str | os.PathLike, rate: float = DEFAULT_RATE, size: Size = None,
-                 chunk: int = DEFAULT_CHUNK, backend: str = "auto") -> None:
+                 chunk: int = DEFAULT_CHUNK, decoder: str = "auto") -> None:
         _check_rate(rate)
         if int(chunk) < 1:
             raise ValueError(f"chunk must be >= 1 step, got {chunk}")
-        self.rate, self.chunk, self._backend = float(rate), int(chunk), backend
-        src, self._reader, self._header, self.size = _open(path, backend, size)  # size: (w, h) of the output
+        self.rate, self.chunk, self._backend = float(rate), int(chunk), decoder
+        src, self._reader, self._header, self.size = _open(path, decoder, size)  # size: (w, h) of the output
         self._src = src
         self.info: VideoInfo = src.info
         self.times: np.ndarray = step_times(src.info.duration, rate)  # (T,) step centres
@@ -476,12 +476,12 @@ class SampledChunks:
                 if self._backend == "decord" or self._header is None:
                     raise VideoDecodeError(
                         f"{self.info.path}: decord failed after {done} of {self.n_steps} steps ({_first_line(e)}); "
-                        "the file is corrupt or truncated there. Try backend='pyav'") from e
+                        "the file is corrupt or truncated there. Try decoder='pyav'") from e
                 log.info("decord failed on %s after %d steps (%s); continuing with PyAV",
                          self.info.path, done, _first_line(e))
             finally:
                 del reader
-        self.info = replace(self.info, backend="pyav")
+        self.info = replace(self.info, decoder="pyav")
         yield from _pyav_chunks(self._src, self.times, self.size, self.chunk, start=done)
 
 

@@ -11,7 +11,7 @@ BUNDLE/
 
 There is no video encoder and no head (see ``vidseek.engine.registry``): at index time the frame
 embeddings are both the cached states and the retrieval steps, and at query time the span comes
-from the frame-query similarity curve (``vidseek.decode.similarity_span``).
+from the frame-query similarity curve (``vidseek.engine.decode.similarity_span``).
 """
 
 from __future__ import annotations

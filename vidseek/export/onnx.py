@@ -21,7 +21,7 @@ from torch import nn
 
 from vidseek import __version__
 from vidseek.engine.bundle import BUNDLE_FORMAT_VERSION, sha256
-from vidseek.engine.registry import GraphSpec, graphs_for, model_family
+from vidseek.engine.registry import GraphSpec, family, graph_spec, graphs_for
 from vidseek.atomic import atomic_write_text
 from vidseek.trainer.checkpoint import Run, load_run
 from vidseek.trainer.words import WORD_RE, ClipWords, LearnedWords, StaticWords, TransformerWords
@@ -54,7 +54,7 @@ class TextEncoderGraph(nn.Module):
     def __init__(self, model: nn.Module, featurizer):
         super().__init__()
         self.model = model
-        self.family = model_family(model.cfg.name)
+        self.outputs = graph_spec(model.cfg.name, "text_encoder", retrieval=True).outputs
         self.tower = self.clip = None
         self.register_buffer("table", None)
         if isinstance(featurizer, TransformerWords):
@@ -78,25 +78,20 @@ class TextEncoderGraph(nn.Module):
             words = feats = F.embedding(input_ids, self.table)
         else:
             words, feats = input_ids, self.model.embedding(input_ids)
-        out = self.model.encode_text(words, mask)
-        extra = (out["retrieval"],) if "retrieval" in out else ()
-        if self.family == "plpnet":
-            return (feats, out["sentence"], out["phrases"], out["word_att"]) + extra
-        return (feats, out["sentence"]) + extra
+        out = {"word_features": feats, **self.model.encode_text(words, mask)}
+        return tuple(out[name] for name in self.outputs if name in out)  # "retrieval" only when the model has it
 
 
 class HeadGraph(nn.Module):
     def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model
-        self.family = model_family(model.cfg.name)
+        self.text = family(model.cfg.name).head_text
+        self.outputs = graph_spec(model.cfg.name, "head").outputs
 
     def forward(self, video_states, video_mask, text):
-        if self.family == "plpnet":
-            out = self.model.head(video_states, video_mask, {"phrases": text})
-            return out["span"], out["phrase_spans"], out["frame_att"], out["phrase_frame_att"], out["phrase_weights"]
-        out = self.model.head(video_states, video_mask, {"sentence": text})
-        return out["start_logits"], out["end_logits"]
+        out = self.model.head(video_states, video_mask, {self.text: text})
+        return tuple(out[name] for name in self.outputs)
 
 
 # ---- tokenizer ----------------------------------------------------------------------------------

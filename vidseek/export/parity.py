@@ -5,16 +5,32 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from vidseek.decode import decode_windows
+from vidseek.engine.decode import decode_windows
 from vidseek.engine.bundle import Bundle
 from vidseek.engine.grounder import Grounder
+from vidseek.errors import VidseekError
 from vidseek.spans import temporal_iou_paired
 from vidseek.trainer.checkpoint import Run
 
 
-class ParityError(RuntimeError):
+class ParityError(VidseekError, RuntimeError):
     """An exported bundle disagrees with PyTorch (its graphs beyond the tolerance, or its tokenizer
     splitting queries differently); the bundle must not be used."""
+
+
+PARITY_ATOL = 1e-4  # fp32 graphs vs PyTorch: largest max |difference| accepted
+PARITY_MIN_IOU = 0.99  # decoded top-1 spans: smallest IoU with PyTorch's accepted (strictly above)
+
+
+def require_parity(report: dict, bundle: Bundle) -> None:
+    """Raise ``ParityError`` when a ``check_parity`` report is beyond ``PARITY_ATOL`` or
+    ``PARITY_MIN_IOU``: the export decision, the same for every caller."""
+    worst = max(v for k, v in report.items() if k != "task_min_iou")
+    if worst > PARITY_ATOL or report["task_min_iou"] <= PARITY_MIN_IOU:
+        raise ParityError(
+            f"the exported graphs disagree with PyTorch (max |diff| {worst:.1e} > {PARITY_ATOL:g} or top-1 IoU "
+            f"{report['task_min_iou']:.3f} <= {PARITY_MIN_IOU}); do not deploy {bundle.path}; try another --opset "
+            "and report it")
 
 
 QUERIES = ["person opens the door", "someone picks up the red box and walks out", "waves"]

@@ -30,19 +30,19 @@ lists as ``ok``, and for ``RETAIN_RETIRED_S`` (10 minutes) those of the videos i
 gets a fresh one, so a stale entry can never be taken for new content (a catalog that ``--rebuild``
 deletes because it cannot be opened takes every cache file with it, and ids start again at 1).
 
-Readers (``vidseek.engine.search.Searcher``) open the catalog read-only, ``ClipIndex.load()`` and
+Readers (``vidseek.library.searcher.Searcher``) open the catalog read-only, ``ClipIndex.load()`` and
 ``reconcile(ids of ok videos)``, which adds lagging videos from the cache in memory, and read each
 video's cache files with the shape its catalog row gives. A removed or re-encoded video's row is
 retired and its files kept ``RETAIN_RETIRED_S``, so a search that listed it just before still reads
 them; a Searcher kept open longer that finds files gone reads the index again and retries once. A
 video whose files still do not fit its row is damaged: searches skip it with a warning.
 
-Write protocol of one indexing run (``builder.index_folder``), holding ``WriterLock`` (a SIGKILL at
-any point leaves an index that passes ``Catalog.integrity_check`` and that the next run completes
+Write protocol of one indexing run (``vidseek.library.indexer.index_folder``), holding ``WriterLock`` (a SIGKILL at
+any point leaves an index that passes ``vidseek.index.integrity.check`` and that the next run completes
 without re-encoding what was done):
 
 1. ``remove_temporaries(index_dir)``: the ``.*.tmp`` files of a killed writer. With ``--rebuild``,
-   ``builder.discard_index``: delete ``clips.faiss`` (the clip index may lag), then one
+   ``indexer.discard_index``: delete ``clips.faiss`` (the clip index may lag), then one
    ``catalog.remove(every path)`` transaction (ok rows are retired, so searches opened before keep
    working and ids go on rising). Killed before that transaction the index is unchanged; after it,
    it is empty, and a run with the settings stored by then (the old ones until step 2 stores the
@@ -60,7 +60,7 @@ without re-encoding what was done):
    (encoded again under fresh ids).
 3. Clip index first: ``clips.remove_videos(ids of plan.deleted + plan.changed)`` (one HNSW rebuild
    for all), ``clips.save()``; then ``catalog.remove(deleted paths)`` (ok rows retired); then delete
-   the cache files no search can need (``builder._drop_unused_features``): those of ids the catalog
+   the cache files no search can need (``indexer._drop_unused_features``, the orphans of ``integrity.unused_ids``): those of ids the catalog
    neither lists nor retired (left by a killed run) and those retired ``RETAIN_RETIRED_S`` ago or
    more, whose ids are then ``forget_retired``.
 4. Each of ``plan.unreadable``: ``record_error(path, message)``. Each new or changed file:
@@ -83,20 +83,23 @@ from __future__ import annotations
 
 import importlib
 
+from vidseek.errors import VidseekError
+
 _EXPORTS = {
     "Catalog": "catalog", "FileState": "catalog", "ScanPlan": "catalog", "Video": "catalog",
     "IndexMismatch": "catalog", "CatalogError": "catalog", "UnsafePath": "catalog",
     "content_hash": "catalog", "check_relative": "catalog", "VIDEO_SUFFIXES": "catalog",
-    "FeatureCache": "cache", "CacheError": "cache", "StorageWriteError": "cache", "atomic_write": "cache",
+    "FeatureCache": "cache", "CacheError": "cache", "StorageWriteError": "cache", "storage_errors": "cache",
     "remove_temporaries": "cache",
+    "IndexSettings": "settings", "windows": "settings",
     "ClipIndex": "clips", "ClipIndexError": "clips", "IndexChoice": "clips", "Reconciled": "clips",
     "choose_index": "clips",
-    "windows": "clips", "encode_ids": "clips", "decode_ids": "clips",
+    "encode_ids": "clips", "decode_ids": "clips",
     "WriterLock": "lock", "IndexLocked": "lock",
 }
 
 
-class IndexStorageError(Exception):
+class IndexStorageError(VidseekError):
     """Base of every error raised by the index storage; the message says what to do."""
 
 

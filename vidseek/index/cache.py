@@ -23,12 +23,13 @@ import re
 import resource
 import stat
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
-from vidseek.atomic import atomic_write as write_atomically
+from vidseek.atomic import atomic_save_npy
 
 from vidseek.index import IndexStorageError
 
@@ -51,17 +52,15 @@ class StorageWriteError(IndexStorageError):
     """A write that failed (disk full, read-only folder, permissions); the previous file is intact."""
 
 
-def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
-    """Create or replace ``path`` atomically (``vidseek.atomic.atomic_write``): ``write(tmp)`` fills a
-    temporary file next to it, which is fsynced and renamed over ``path`` with ``os.replace``.
-
-    Readers see the old file or the new one, never a partial one; after a crash at most a
-    ``.<name>.*.tmp`` file is left (``remove_temporaries`` deletes them). An OSError (disk full,
-    read-only folder) becomes a ``StorageWriteError`` and leaves the previous file untouched.
-    """
+@contextmanager
+def storage_errors(path: str | Path) -> Iterator[None]:
+    """Turn an OSError raised while writing ``path`` (disk full, read-only folder, permissions) into
+    a ``StorageWriteError`` that says what to do. Index files are written with
+    ``vidseek.atomic.atomic_write``, so the previous file is then untouched; after a crash at most
+    a ``.<name>.*.tmp`` file is left (``remove_temporaries`` deletes them)."""
     path = Path(path)
     try:
-        return write_atomically(path, write)  # the one mechanism, vidseek.atomic
+        yield
     except OSError as exc:
         reason = errno.errorcode.get(exc.errno, "") if exc.errno else ""
         hint = {
@@ -178,13 +177,10 @@ class FeatureCache:
             raise CacheError(f"cache {self.kind} of video {video_id}: values up to {peak:g} exceed the "
                              f"float16 range (±{_FLOAT16_MAX:g}); scale or normalise the features first")
         data = np.ascontiguousarray(array, dtype=np.float16)
-
-        def write(tmp: Path) -> None:
-            with open(tmp, "wb") as fh:
-                np.save(fh, data, allow_pickle=False)
-
         self._open.pop(int(video_id), None)
-        return atomic_write(self.path(video_id), write)
+        path = self.path(video_id)
+        with storage_errors(path):
+            return atomic_save_npy(path, data)
 
     def get(self, video_id: int, shape: tuple[int | None, int | None] | None = None) -> np.memmap:
         """The stored array (T, H) float16, memory-mapped read-only.

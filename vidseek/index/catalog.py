@@ -15,7 +15,7 @@ Table ``retired``: ids of ``ok`` rows that ``remove`` or ``record_pending`` repl
 A search that listed such a video just before may still read its cache files, so the writer keeps
 them ``RETAIN_RETIRED_S`` seconds before deleting them (``retired`` / ``forget_retired``).
 
-Table ``settings``: key -> JSON value. The keys vidseek uses are the ``SETTING_*`` constants below.
+Table ``settings``: key -> JSON value, the fields of ``vidseek.index.settings.IndexSettings``.
 
 File names that are not valid UTF-8 (possible on Linux) are stored as BLOBs of their raw bytes and
 come back as Python's surrogate-escaped ``str`` (``os.fsdecode``), so such files are indexed like
@@ -39,6 +39,7 @@ from typing import Any
 
 from vidseek.atomic import disk_full
 from vidseek.index import IndexStorageError
+from vidseek.index.settings import IndexSettings
 
 CATALOG_FILE = "catalog.sqlite"
 SCHEMA_VERSION = 1
@@ -49,13 +50,6 @@ HASH_CHUNK = 1 << 20  # content_hash reads this much from the start and from the
 # before the change (a search opens the catalog, then reads the cache files of its candidates).
 RETAIN_RETIRED_S = 600.0
 
-SETTING_ROOT = "root"  # absolute path of the library root (str)
-SETTING_FINGERPRINT = "fingerprint"  # Bundle.fingerprint of the model the index was built with
-SETTING_WINDOW_S = "window_s"  # clip window length, seconds
-SETTING_STRIDE_S = "stride_s"  # clip window stride, seconds
-SETTING_RATE = "rate"  # feature steps per second
-SETTING_DIM = "dim"  # clip embedding dimension E
-SETTING_STATE_DIM = "state_dim"  # video encoder state dimension H (cache/<id>.states.npy is (steps, H))
 
 _SCHEMA = """
 CREATE TABLE videos (
@@ -156,7 +150,7 @@ def _db_path(path: str) -> str | bytes:
     return path
 
 
-def _escapes(path: str) -> bool:
+def escapes(path: str) -> bool:
     """True when a stored catalog path is absolute or leaves the library root (``check_relative``)."""
     if path and "\x00" not in path and not path.startswith(("/", ".")) and ".." not in path:
         return False  # the common case, without parsing
@@ -178,7 +172,7 @@ def _video(row: tuple) -> Video:
     if isinstance(path, bytes):
         path = os.fsdecode(path)
     video = Video(row[0], path, *row[2:])
-    if _escapes(path):
+    if escapes(path):
         video = replace(video, status="error", error=(
             f"catalog path {printable(path)!r} leaves the library root (absolute or with '..'), so it is ignored: "
             "the catalog was edited or is damaged; the next `vidseek index` removes the row"))
@@ -350,12 +344,15 @@ class Catalog:
             raise
 
     # ---- settings -------------------------------------------------------------------------------
-    def settings(self) -> dict[str, Any]:
-        """Every setting, decoded from JSON."""
-        return {k: json.loads(v) for k, v in self._db.execute("SELECT key, value FROM settings")}
+    def settings(self) -> IndexSettings:
+        """What the index was built with (``IndexSettings``; fields not yet stored are None)."""
+        return IndexSettings.from_stored({k: json.loads(v) for k, v in self._db.execute("SELECT key, value FROM settings")})
 
     def update_settings(self, **values: Any) -> None:
         """Store settings (JSON-encodable values), e.g. ``update_settings(fingerprint=fp, rate=5.0)``."""
+        unknown = sorted(set(values) - set(IndexSettings().to_dict()))
+        if unknown:
+            raise ValueError(f"unknown index settings {', '.join(unknown)}; the settings are the fields of IndexSettings")
         rows = [(k, json.dumps(v)) for k, v in values.items()]
         with self._write("store the index settings") as db:
             db.executemany("INSERT INTO settings (key, value) VALUES (?, ?) "
@@ -364,12 +361,12 @@ class Catalog:
     @property
     def root(self) -> Path | None:
         """The library root the paths are relative to (None before the first ``update_settings(root=...)``)."""
-        root = self.settings().get(SETTING_ROOT)
+        root = self.settings().root
         return None if root is None else Path(root)
 
     def check_fingerprint(self, fingerprint: str) -> None:
         """Raise ``IndexMismatch`` when the index was built with another bundle (a fresh index passes)."""
-        stored = self.settings().get(SETTING_FINGERPRINT)
+        stored = self.settings().fingerprint
         if stored is not None and stored != fingerprint:
             raise IndexMismatch(
                 f"index {self.index_dir} was built with the bundle of fingerprint {stored}, but the bundle given "
@@ -380,9 +377,9 @@ class Catalog:
 
     def check_settings(self, **expected: Any) -> None:
         """Raise ``IndexMismatch`` when a stored setting differs from ``expected`` (unset ones pass)."""
-        stored = self.settings()
+        stored = self.settings().to_dict()
         for key, want in expected.items():
-            if key in stored and stored[key] != want:
+            if stored[key] is not None and stored[key] != want:
                 raise IndexMismatch(f"index {self.index_dir} was built with {key}={stored[key]!r}, but {key}={want!r} "
                                     "was given: re-index with `vidseek index --rebuild`, or use the same setting")
 
@@ -543,7 +540,7 @@ class Catalog:
         try:
             return self._relative(path)
         except UnsafePath:
-            if isinstance(path, str) and _escapes(path):
+            if isinstance(path, str) and escapes(path):
                 return path
             raise
 
@@ -586,61 +583,11 @@ class Catalog:
         return counts
 
     # ---- checking -------------------------------------------------------------------------------
-    def integrity_check(self) -> list[str]:
-        """Problems found in the index folder, one message each (empty: the index is sound).
-
-        Checks SQLite's ``PRAGMA integrity_check``; that every catalog path stays under the root;
-        that every ``ok`` video has ``cache/<id>.states.npy`` of shape (steps, state_dim) and
-        ``cache/<id>.clips.npy`` of shape (windows, dim) float16; and that every id in
-        ``clips.faiss`` decodes to a video the catalog knows and a window it has. A clip index
-        that lacks some ``ok`` videos is not a problem: it lags after a crash and
-        ``ClipIndex.reconcile`` completes it from the cache.
-        """
-        from vidseek.index.cache import CacheError, FeatureCache
-        from vidseek.index.clips import ClipIndexError, decode_ids, read_ids, windows
-
-        problems = [f"SQLite integrity check of {self.path}: {row[0]}"
-                    for row in self._db.execute("PRAGMA integrity_check") if row[0] != "ok"]
-        settings = self.settings()
-        everything = self.videos()
-        problems += [f"video {v.id}: {v.error}" for v in everything if _escapes(v.path)]
-        n_windows = {}
-        window_keys = (SETTING_RATE, SETTING_WINDOW_S, SETTING_STRIDE_S)
-        states, clips = FeatureCache(self.index_dir, "states"), FeatureCache(self.index_dir, "clips")
-        for v in (v for v in everything if v.status == "ok"):
-            if not v.steps or v.steps < 1:
-                problems.append(f"video {v.id} ({v.path}) is ok but records {v.steps!r} steps")
-                continue
-            if all(k in settings for k in window_keys):
-                n_windows[v.id] = len(windows(v.steps, *(settings[k] for k in window_keys)))
-            for cache, shape in ((states, (v.steps, settings.get(SETTING_STATE_DIM))),
-                                 (clips, (n_windows.get(v.id), settings.get(SETTING_DIM)))):
-                try:
-                    cache.get(v.id, shape=shape)
-                except CacheError as exc:
-                    problems.append(f"video {v.id} ({v.path}): {exc}")
-        try:
-            stored = read_ids(self.index_dir)
-        except ClipIndexError as exc:
-            return problems + [str(exc)]
-        if stored is not None:
-            dim, ids = stored
-            if SETTING_DIM in settings and dim != settings[SETTING_DIM]:
-                problems.append(f"clips.faiss holds {dim}-d embeddings but the catalog says "
-                                f"dim={settings[SETTING_DIM]}")
-            video_ids, window_numbers = decode_ids(ids)
-            known = {v.id for v in everything}
-            unknown = sorted(set(video_ids.tolist()) - known)
-            if unknown:
-                problems.append(f"clips.faiss has clips of {len(unknown)} videos the catalog does not know "
-                                f"(ids {', '.join(map(str, unknown[:5]))}{', ...' if len(unknown) > 5 else ''}); "
-                                "re-run `vidseek index` to repair it")
-            for vid, count in n_windows.items():
-                mine = window_numbers[video_ids == vid]
-                if mine.size and mine.max() >= count:
-                    problems.append(f"clips.faiss has window {int(mine.max())} of video {vid}, "
-                                    f"which has {count} windows")
-        return problems
+    def sqlite_problems(self) -> list[str]:
+        """What SQLite's ``PRAGMA integrity_check`` finds wrong with the catalog file (empty: none).
+        The whole index folder is checked by ``vidseek.index.integrity.check``."""
+        return [f"SQLite integrity check of {self.path}: {row[0]}"
+                for row in self._db.execute("PRAGMA integrity_check") if row[0] != "ok"]
 
 
 def _sql_error(exc: sqlite3.Error, path: Path, what: str) -> CatalogError:

@@ -1,6 +1,6 @@
 """FAISS index of clip embeddings: windows of a few seconds, in the joint text-video space.
 
-A clip is a window of a video's steps (``windows``); its embedding (E,) is L2-normalised, so the
+A clip is a window of a video's steps (``IndexSettings.windows``); its embedding (E,) is L2-normalised, so the
 inner product is the cosine similarity. FAISS ids are ``video_id * 2**20 + window_number``
 (``encode_ids`` / ``decode_ids``). The structure depends on the library size (``choose_index``):
 an ``IndexIDMap2`` over Flat (exact) or HNSW, or an ``IndexIVFFlat`` that holds the ids itself
@@ -19,7 +19,8 @@ from typing import NamedTuple
 import numpy as np
 
 from vidseek.index import IndexStorageError
-from vidseek.index.cache import FeatureCache, atomic_write
+from vidseek.atomic import atomic_write
+from vidseek.index.cache import FeatureCache, storage_errors
 
 INDEX_FILE = "clips.faiss"
 WINDOW_BITS = 20  # window numbers < 2**20 per video: 12 days of video at a 1 s stride
@@ -65,42 +66,6 @@ class ClipIndexError(IndexStorageError):
 
 
 # ---- windows and ids -----------------------------------------------------------------------------
-def windows(n_steps: int, rate: float, length_s: float, stride_s: float) -> list[tuple[int, int]]:
-    """Windows ``(start_step, end_step)`` covering all ``n_steps`` steps sampled at ``rate`` steps/s.
-
-    ``end_step`` is exclusive: ``states[start:end]`` is the window, spanning ``start / rate`` to
-    ``end / rate`` seconds (unlike the inclusive index spans of ``vidseek.spans``). Windows are
-    ``round(length_s * rate)`` steps long and start every ``round(stride_s * rate)`` steps; the last
-    one is aligned to the end of the video, and a video shorter than one window gets one window.
-
-    >>> windows(23, 1.0, 10, 5)
-    [(0, 10), (5, 15), (10, 20), (13, 23)]
-    >>> windows(20, 1.0, 10, 5)
-    [(0, 10), (5, 15), (10, 20)]
-    >>> windows(4, 5.0, 4.0, 2.0)
-    [(0, 4)]
-    >>> windows(0, 5.0, 4.0, 2.0)
-    []
-    """
-    if n_steps < 0:
-        raise ValueError(f"n_steps must be >= 0, got {n_steps}")
-    if not (rate > 0 and length_s > 0 and stride_s > 0):
-        raise ValueError(f"rate, length_s and stride_s must be > 0, got {rate}, {length_s}, {stride_s}")
-    if stride_s > length_s:
-        raise ValueError(f"stride {stride_s} s is longer than the window {length_s} s, which would leave "
-                         "parts of the video in no window; use a stride <= the window length")
-    length = max(1, round(length_s * rate))
-    stride = max(1, min(length, round(stride_s * rate)))
-    if n_steps == 0:
-        return []
-    if n_steps <= length:
-        return [(0, n_steps)]
-    out = [(s, s + length) for s in range(0, n_steps - length + 1, stride)]
-    if out[-1][1] < n_steps:
-        out.append((n_steps - length, n_steps))
-    return out
-
-
 def encode_ids(video_id: int, window_numbers: np.ndarray) -> np.ndarray:
     """FAISS ids (W,) int64 of windows ``window_numbers`` (W,) of one video.
 
@@ -441,7 +406,7 @@ class ClipIndex:
 
         After a crash the saved index may lag behind the catalog; this repairs it in memory (a
         writer then ``save``s it). Videos without stored embeddings are reported in ``missing``
-        (``Catalog.integrity_check`` names them too); re-encode them.
+        (``vidseek.index.integrity.check`` names them too); re-encode them.
         """
         wanted, present = {int(v) for v in ok_video_ids}, self.video_ids()
         absent = wanted - present  # listing the cache folder (one entry per file) only when needed
@@ -511,7 +476,8 @@ class ClipIndex:
         """Write the index to ``index_dir/clips.faiss`` atomically (temporary file + os.replace)."""
         import faiss
 
-        return atomic_write(self.path, lambda tmp: faiss.write_index(self._index, str(tmp)))
+        with storage_errors(self.path):
+            return atomic_write(self.path, lambda tmp: faiss.write_index(self._index, str(tmp)))
 
     def load(self) -> bool:
         """Read ``clips.faiss`` if it exists (False when there is none, leaving the index empty)."""

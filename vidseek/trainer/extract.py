@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vidseek.atomic import atomic_write
+from vidseek.atomic import atomic_save_npy, atomic_write_text
 from vidseek.engine.video import VideoDecodeError, VideoDecodeWarning, iter_sampled_chunks
 from vidseek.trainer.encoders import FrameEncoder
 
@@ -60,17 +60,8 @@ def list_videos(video_dir: str | Path) -> list[Path]:
     return sorted(p for p in video_dir.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
 
 
-def _atomic_write(path: Path, write: Callable) -> None:
-    """``write(file object)`` into `path` atomically (see ``vidseek.atomic``)."""
-    def to_file(tmp: Path) -> None:
-        with open(tmp, "wb") as fh:
-            write(fh)
-
-    atomic_write(path, to_file)
-
-
 def _write_manifest(path: Path, manifest: dict) -> None:
-    _atomic_write(path, lambda fh: fh.write(json.dumps(manifest, indent=2).encode()))
+    atomic_write_text(path, json.dumps(manifest, indent=2))
 
 
 def _read_manifest(path: Path) -> dict:
@@ -105,7 +96,7 @@ def _differences(old: dict, new: dict) -> list[str]:
 
 
 def encode_video(path: str | Path, encoder: FrameEncoder, rate: float = 5.0, batch_size: int = 64,
-                 backend: str = "auto", progress: bool = False) -> tuple[np.ndarray, float, list[str]]:
+                 decoder: str = "auto", progress: bool = False) -> tuple[np.ndarray, float, list[str]]:
     """Features (T, D) float32 of one video, its duration in seconds and the decoder's warnings.
 
     Decoding errors propagate as ``vidseek.engine.video.VideoDecodeError``.
@@ -114,7 +105,7 @@ def encode_video(path: str | Path, encoder: FrameEncoder, rate: float = 5.0, bat
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", VideoDecodeWarning)
-        chunks = iter_sampled_chunks(path, rate, encoder.spec.decode_size, max(CHUNK, batch_size), backend)
+        chunks = iter_sampled_chunks(path, rate, encoder.spec.decode_size, max(CHUNK, batch_size), decoder)
         out = np.empty((chunks.n_steps, encoder.dim), np.float32)  # (T, D)
         done = 0
         with tqdm(total=chunks.n_steps, desc=Path(path).name[-30:], unit="step", leave=False,
@@ -133,7 +124,7 @@ def encode_video(path: str | Path, encoder: FrameEncoder, rate: float = 5.0, bat
 
 
 def extract_features(video_dir: str | Path, encoder: FrameEncoder, out_dir: str | Path, rate: float = 5.0,
-                     batch_size: int = 64, overwrite: bool = False, backend: str = "auto", progress: bool = True,
+                     batch_size: int = 64, overwrite: bool = False, decoder: str = "auto", progress: bool = True,
                      on_result: Callable[[VideoResult], None] | None = None) -> ExtractReport:
     """Encode every video of ``video_dir`` into ``out_dir`` (see the module docstring).
 
@@ -181,11 +172,11 @@ def extract_features(video_dir: str | Path, encoder: FrameEncoder, out_dir: str 
             result = VideoResult(path, vid, "kept", int(entry["T"]), float(entry["duration"]))
         else:
             try:
-                features, duration, notes = encode_video(path, encoder, rate, batch_size, backend, progress)
+                features, duration, notes = encode_video(path, encoder, rate, batch_size, decoder, progress)
             except VideoDecodeError as e:
                 result = VideoResult(path, vid, "failed", error=str(e))
             else:
-                _atomic_write(out_dir / f"{vid}.npy", lambda fh: np.save(fh, features, allow_pickle=False))
+                atomic_save_npy(out_dir / f"{vid}.npy", features)
                 known[vid] = {"file": path.name, "T": int(len(features)), "duration": round(duration, 6)}
                 _write_manifest(manifest_path, manifest)
                 result = VideoResult(path, vid, "done", len(features), duration, error="; ".join(notes))

@@ -65,11 +65,11 @@ class FrameStore:
     ``sample(vid, L)`` picks L steps (nearest, no averaging of pixels) and preprocesses them.
     """
 
-    def __init__(self, video_dir: str | Path, spec: FrameSpec, dim: int, rate: float = 5.0, backend: str = "auto"):
+    def __init__(self, video_dir: str | Path, spec: FrameSpec, dim: int, rate: float = 5.0, decoder: str = "auto"):
         self.path = Path(video_dir)
         if not self.path.is_dir():
             raise FileNotFoundError(f"video folder {self.path} does not exist")
-        self.spec, self.dim, self.rate, self.backend = spec, dim, rate, backend
+        self.spec, self.dim, self.rate, self.decoder = spec, dim, rate, decoder
         self._files = {p.stem: p for p in sorted(self.path.rglob("*")) if p.suffix.lower() in VIDEO_SUFFIXES}
         self._frames: dict[str, np.ndarray] = {}
 
@@ -84,7 +84,7 @@ class FrameStore:
             from vidseek.engine.video import sample_frames
 
             self._frames[vid] = sample_frames(self._files[vid], self.rate, size=self.spec.decode_size,
-                                              backend=self.backend).frames
+                                              decoder=self.decoder).frames
         return self._frames[vid]
 
     def preload(self, vids, progress: bool = True) -> None:

@@ -12,15 +12,15 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from vidseek.decode import decode_phrases, decode_windows
+from vidseek.engine.decode import decode_phrases, decode_windows
+from vidseek.engine.registry import family
 from vidseek.evaluation import grounding_metrics
 from vidseek.trainer.checkpoint import save_run
 from vidseek.trainer.data.dataset import MomentDataset, collate
-from vidseek.trainer.models import build_model
+from vidseek.trainer.models import build_model, config_for
 from vidseek.trainer.words import LearnedWords, save_featurizer
 
 # Paper settings per model family: ExCL (Adam 1e-3, batch 32); PLPNet (Adam 4e-4, batch 100).
-FAMILY_DEFAULTS = {"excl": {"lr": 1e-3, "batch_size": 32}, "plpnet": {"lr": 4e-4, "batch_size": 100}}
 
 
 @dataclass
@@ -40,13 +40,10 @@ class TrainConfig:
     crop: bool = False  # native-rate crops of at most `length` steps instead of resampling (library search)
 
     def resolved(self, model_name: str) -> "TrainConfig":
-        family = "plpnet" if model_name == "plpnet" else "excl"
         d = asdict(self)
-        for k, v in FAMILY_DEFAULTS[family].items():
-            if d[k] is None:
+        for k, v in family(model_name).defaults:  # lr, batch_size, sampler ("auto")
+            if d[k] in (None, "auto"):
                 d[k] = v
-        if d["sampler"] == "auto":
-            d["sampler"] = "cluster" if family == "plpnet" else "random"
         return TrainConfig(**d)
 
 
@@ -73,7 +70,7 @@ def decode_batch(model_name: str, out: dict[str, torch.Tensor], batch: dict, k: 
         windows = decode_windows(model_name, {key: v[i] for key, v in out.items()}, dur, lengths[i], k)
         windows = [[round(a + off, 4), round(b + off, 4), p] for a, b, p in windows]
         rec = {"qid": s.qid, "query": s.query, "vid": s.vid, "pred_relevant_windows": windows}
-        if phrases and model_name == "plpnet":
+        if phrases and family(model_name).phrases:
             rec["pred_phrases"] = decode_phrases(
                 out["phrase_spans"][i], out["word_att"][i], out["phrase_weights"][i], batch["word_tokens"][i], dur
             )
@@ -142,7 +139,7 @@ def train(
     dims = {"video_dim": int(store.dim), "word_dim": int(featurizer.dim)}
     if isinstance(featurizer, LearnedWords):
         dims["vocab_size"] = len(featurizer.vocab)
-    if model_name == "plpnet":
+    if hasattr(config_for(model_name), "max_len"):  # PLPNet's positional length follows the feature length
         dims["max_len"] = cfg.length
     model = build_model(model_name, **{**dims, **(model_overrides or {})})
     if frame_encoder is not None:

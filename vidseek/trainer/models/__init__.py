@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, fields
 
-from vidseek.engine.registry import EXCL_NAMES, MODEL_NAMES  # the names live in the torch-free registry
+from vidseek.engine.registry import EXCL_NAMES, MODEL_NAMES, family  # the names live in the torch-free registry
 
 __all__ = ["EXCL_NAMES", "MODEL_NAMES", "build_model", "config_for"]
 
@@ -19,12 +19,12 @@ def config_for(name: str, **overrides):
 
     if name not in MODEL_NAMES:
         raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(MODEL_NAMES)}")
-    cls = PLPNetConfig if name == "plpnet" else ExCLConfig
+    cls = {"excl": ExCLConfig, "plpnet": PLPNetConfig}[family(name).name]
     valid = {f.name for f in fields(cls)}
     bad = sorted(set(overrides) - valid)
     if bad:
         raise ValueError(f"{name} has no setting {', '.join(bad)}; valid settings: {', '.join(sorted(valid))}")
-    base = asdict(PLPNetConfig() if name == "plpnet" else ExCLConfig.from_name(name))
+    base = asdict(ExCLConfig.from_name(name) if cls is ExCLConfig else cls())
     for key, value in overrides.items():
         if key in VARIANT_FIELDS and value != base[key]:
             raise ValueError(f"{key}={value!r} would change the variant of {name}; choose the variant by its name")
@@ -51,4 +51,4 @@ def build_model(name: str, **overrides):
     from vidseek.trainer.models.plpnet import PLPNet
 
     cfg = config_for(name, **overrides)
-    return PLPNet(cfg) if name == "plpnet" else ExCL(cfg)
+    return {"excl": ExCL, "plpnet": PLPNet}[family(name).name](cfg)

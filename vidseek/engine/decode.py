@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from vidseek.engine.registry import family, objective
 from vidseek.spans import index_to_seconds, normalized_to_seconds, temporal_nms
 
 
@@ -262,7 +263,7 @@ def decode_best(model_name: str, out: dict[str, np.ndarray], durations, lengths)
     ``decode_windows(model_name, row b, durations[b], lengths[b], k=1)[0]`` gives it; ExCL-clf rows
     are decoded all at once (``best_index_spans``), other models row by row.
     """
-    if model_name.startswith("excl-") and model_name.split("-")[1] == "clf":
+    if objective(model_name) == "clf":
         spans, probs = best_index_spans(out["start_logits"], out["end_logits"], lengths)
         return [(*(round(x, 4) for x in index_to_seconds((int(i), int(j)), float(d), int(n))), round(float(p), 6))
                 for (i, j), p, d, n in zip(spans, probs, durations, lengths)]
@@ -276,9 +277,9 @@ def decode_windows(model_name: str, out: dict[str, np.ndarray], duration: float,
     out holds that item's arrays: start_logits/end_logits (T,) for ExCL, span (2,) and frame_att (T,) for PLPNet,
     similarity (T,) for the zero-shot CLIP model (``clip-zero-shot`` in ``vidseek.engine.registry``).
     """
-    if model_name == "plpnet":
+    kind = family(model_name).spans
+    if kind == "regression":
         return decode_regression(out["span"], out["frame_att"], duration, length)
-    if model_name == "clip-zero-shot":
+    if kind == "similarity":
         return decode_similarity(out["similarity"], duration, length)
-    objective = model_name.split("-")[1]
-    return decode_start_end(out["start_logits"], out["end_logits"], duration, length, objective, k)
+    return decode_start_end(out["start_logits"], out["end_logits"], duration, length, objective(model_name), k)

@@ -18,8 +18,7 @@ import platform
 import shutil
 import subprocess
 import sys
-import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 LEVELS = ("ok", "info", "warn", "fail")
@@ -48,6 +47,10 @@ class Finding:
     def __post_init__(self) -> None:
         if self.level not in LEVELS:
             raise ValueError(f"level {self.level!r}: expected one of {', '.join(LEVELS)}")
+
+    def to_dict(self) -> dict:
+        """JSON-ready fields (``vidseek doctor --json``)."""
+        return asdict(self)
 
     def line(self) -> str:
         """The finding as `vidseek doctor` prints it."""
@@ -149,7 +152,7 @@ def _builtin() -> Finding:
 def index(index_dir: str | Path) -> list[Finding]:
     """The state of an index folder: catalog, integrity, writer, bundle, library root, cache files
     and free disk space. Reads only; safe while `vidseek index` runs (it says when one does)."""
-    from vidseek.index import IndexStorageError
+    from vidseek.index import IndexStorageError, integrity
     from vidseek.index.catalog import CATALOG_FILE, Catalog
 
     index_dir = Path(index_dir)
@@ -165,7 +168,7 @@ def index(index_dir: str | Path) -> list[Finding]:
     try:
         with Catalog(index_dir, readonly=True) as cat:
             settings, counts = cat.settings(), cat.counts()
-            problems = cat.integrity_check()
+            problems = integrity.check(cat)
             listed = {v.id for v in cat.videos()}
             retired = cat.retired()
             ok_ids = {v.id for v in cat.videos("ok")}
@@ -176,13 +179,13 @@ def index(index_dir: str | Path) -> list[Finding]:
     if counts["error"]:
         found.append(Finding("info", topic, f"{counts['error']} files could not be indexed; `vidseek info --index "
                              f"{index_dir}` lists them with the reason"))
+    root = settings.root or "VIDEO_DIR"
     if counts["pending"] and not writer:
         found.append(Finding("warn", topic, f"{counts['pending']} videos were being encoded when a run stopped",
-                             f"run `vidseek index {settings.get('root', 'VIDEO_DIR')} --index {index_dir}` again: "
-                             "it finishes them"))
+                             f"run `vidseek index {root} --index {index_dir}` again: it finishes them"))
     for problem in problems:
         found.append(Finding("fail", "integrity", problem,
-                             f"run `vidseek index {settings.get('root', 'VIDEO_DIR')} --index {index_dir}`: it "
+                             f"run `vidseek index {root} --index {index_dir}`: it "
                              "re-encodes videos whose cached features are missing or damaged and rebuilds the clip "
                              "index; if that does not help, add --rebuild to index the library again from scratch"))
     if not problems:
@@ -204,15 +207,15 @@ def _writer(index_dir: Path) -> str | None:
     return f"pid {holder.get('pid', '?')}" + (f", since {holder['since']}" if holder.get("since") else "")
 
 
-def _bundle(index_dir: Path, settings: dict) -> list[Finding]:
+def _bundle(index_dir: Path, settings) -> list[Finding]:
     """Is the bundle the index was built with still there, intact, and the same one?"""
     from vidseek.engine.bundle import BundleError, load_bundle
 
-    path, fingerprint = settings.get("bundle"), settings.get("fingerprint")
+    path, fingerprint, root = settings.bundle, settings.fingerprint, settings.root or "VIDEO_DIR"
     if path is None:
         return [Finding("info", "bundle", "the index names no bundle yet (nothing indexed)")]
-    recreate = (f"`vidseek index {settings.get('root', 'VIDEO_DIR')} --index {index_dir} --model "
-                f"{settings.get('model') or 'BUNDLE_DIR'}` (videos already indexed are not encoded again)")
+    recreate = (f"`vidseek index {root} --index {index_dir} --model "
+                f"{settings.model or 'BUNDLE_DIR'}` (videos already indexed are not encoded again)")
     try:
         bundle = load_bundle(path)
     except (BundleError, OSError) as exc:  # damaged, or a folder or file that cannot be read
@@ -221,13 +224,13 @@ def _bundle(index_dir: Path, settings: dict) -> list[Finding]:
         return [Finding("fail", "bundle", f"{path} has fingerprint {bundle.fingerprint}, but the index was built with "
                         f"{fingerprint}: its features do not match this model",
                         f"put back the bundle of fingerprint {fingerprint}, or re-index the library with this "
-                        f"bundle: `vidseek index {settings.get('root', 'VIDEO_DIR')} --index {index_dir} --model "
+                        f"bundle: `vidseek index {root} --index {index_dir} --model "
                         f"{path} --rebuild`")]
     return [Finding("ok", "bundle", f"{bundle.model_name}, fingerprint {bundle.fingerprint}, files verified ({path})")]
 
 
-def _library(settings: dict) -> list[Finding]:
-    root = settings.get("root")
+def _library(settings) -> list[Finding]:
+    root = settings.root
     if root is None:
         return []
     if not Path(root).is_dir():
@@ -239,14 +242,14 @@ def _library(settings: dict) -> list[Finding]:
 
 
 def _cache(index_dir: Path, listed: set[int], retired: dict[int, float], ok_ids: set[int]) -> list[Finding]:
-    """Cache files the catalog does not list, and a clip index that lags behind the catalog."""
-    from vidseek.index.cache import FeatureCache
-    from vidseek.index.catalog import RETAIN_RETIRED_S
-    from vidseek.index.clips import WINDOW_BITS, ClipIndexError, read_ids
+    """Cache files the catalog does not list (``integrity.unused_ids``), and a clip index that lags
+    behind the catalog."""
+    from vidseek.index import integrity
+    from vidseek.index.clips import ClipIndexError
 
     found = []
-    files = set(FeatureCache(index_dir, "states").video_ids()) | set(FeatureCache(index_dir, "clips").video_ids())
-    orphans = sorted(files - listed - {v for v, at in retired.items() if time.time() - at < RETAIN_RETIRED_S})
+    files = integrity.cached_ids(index_dir)
+    orphans = sorted(integrity.unused_ids(files, listed, retired))
     if orphans:
         found.append(Finding("warn", "cache", f"cache files of {len(orphans)} videos the catalog no longer lists "
                              f"(ids {', '.join(map(str, orphans[:5]))}{', ...' if len(orphans) > 5 else ''}): wasted "
@@ -254,10 +257,9 @@ def _cache(index_dir: Path, listed: set[int], retired: dict[int, float], ok_ids:
     else:
         found.append(Finding("ok", "cache", f"{len(files & listed)} videos' features cached, none left over"))
     try:
-        stored = read_ids(index_dir)
+        present = integrity.clip_index_videos(index_dir) or set()
     except ClipIndexError:
-        return found  # integrity_check reported it
-    present = set() if stored is None else {int(v) for v in (stored[1] >> WINDOW_BITS).tolist()}
+        return found  # integrity.check reported it
     lagging = ok_ids - present
     if lagging:
         found.append(Finding("info", "clip index", f"clips.faiss lacks {len(lagging)} ok videos (a run was interrupted "

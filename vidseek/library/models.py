@@ -21,12 +21,14 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from vidseek.errors import VidseekError
+
 BUILTIN = "builtin"
 CLIP_PREFIX = "clip:"
 CHOICES_HELP = "builtin, a bundle folder from `vidseek export`, or clip:ID_OR_PATH (a CLIP model used zero-shot)"
 
 
-class ModelChoiceError(ValueError):
+class ModelChoiceError(VidseekError, ValueError):
     """A ``--model`` choice that does not name a usable bundle; the message says what to pass instead."""
 
 

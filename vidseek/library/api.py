@@ -7,27 +7,32 @@
     for m in index.search("a person opens the door", top_k=5):
         print(m.rank, m.video, m.start, m.end, m.score)
 
-Torch-free, except for the one-time export of a ``clip:`` model (see ``vidseek.engine.models``).
-Errors are the engine's: ``ValueError`` (bad query, unknown model choice, non-PLPNet phrases),
-``OSError`` (missing folders), ``BundleError`` and ``IndexStorageError`` subclasses; their
-messages say what to do.
+Torch-free, except for the one-time export of a ``clip:`` model (see ``vidseek.library.models``).
+Every error a user can cause is a ``vidseek.errors.VidseekError`` whose message says what to do:
+``QueryError`` (a bad query), ``ModelChoiceError``, ``PhrasesUnavailable``, ``NotIndexed``,
+``NoIndex`` (no index in the folder), ``NotAFolder``, ``BundleError`` and ``IndexStorageError``.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from vidseek.engine.models import BUILTIN, recreatable, resolve_model
+from vidseek.errors import VidseekError
+from vidseek.library.models import BUILTIN, recreatable, resolve_model
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from vidseek.engine.search import Moment, Searcher
-    from vidseek.index.builder import IndexReport
     from vidseek.index.catalog import Video
+    from vidseek.library.indexer import IndexReport
+    from vidseek.library.searcher import Moment, Searcher, SearchTrace
+
+
+class NotAFolder(VidseekError, FileNotFoundError):
+    """A video folder to index that does not exist or is not a folder."""
 
 DEFAULT_INDEX = ".vidseek"
 
@@ -53,6 +58,12 @@ class IndexInfo:
     counts: dict[str, int]  # videos by status: ok, error, pending
     duration: float  # seconds of video indexed (ok videos)
     problems: list[str]  # integrity problems (empty when the index is sound)
+    failed: list[tuple[str, str]]  # (path, reason) of each file that could not be indexed
+
+    def to_dict(self) -> dict:
+        """JSON-ready fields (``vidseek info --json``)."""
+        return {**asdict(self), "index_dir": str(self.index_dir),
+                "failed": [{"path": p, "error": e} for p, e in self.failed]}
 
 
 class Index:
@@ -88,52 +99,56 @@ class Index:
         return (self.path / "catalog.sqlite").is_file()
 
     def _require(self) -> None:
-        if not self.exists():
-            raise FileNotFoundError(f"no index in {self.path}: build one with Index({str(self.path)!r}).add(VIDEO_DIR) "
-                                    f"or `vidseek index VIDEO_DIR --index {self.path}`")
+        from vidseek.library.searcher import NoIndex
 
-    def add(self, video_dir: str | os.PathLike, model: str | os.PathLike = BUILTIN, window_s: float | None = None,
+        if not self.exists():
+            raise NoIndex(f"no index in {self.path}: build one with Index({str(self.path)!r}).add(VIDEO_DIR) "
+                          f"or `vidseek index VIDEO_DIR --index {self.path}`")
+
+    def add(self, video_dir: str | os.PathLike, *, model: str | os.PathLike = BUILTIN, window_s: float | None = None,
             stride_s: float | None = None, progress: bool = False,
             on_export: Callable[[str, Path], None] | None = None, rebuild: bool = False) -> IndexReport:
         """Bring the index up to date with the videos under `video_dir` (recursively).
 
         New and changed files are encoded once, deleted ones dropped. `model` is ``"builtin"``, a
-        bundle folder, or ``"clip:ID_OR_PATH"`` (see ``vidseek.engine.models.resolve_model``;
+        bundle folder, or ``"clip:ID_OR_PATH"`` (see ``vidseek.library.models.resolve_model``;
         ``on_export`` is called before a CLIP model's one-time export). An index keeps the model
         and the window and stride it was built with: give the same ones to add more videos, or
         ``rebuild=True`` (``vidseek index --rebuild``) to discard the index and encode every video
         again with the ones given (also for another library, or to repair a damaged index).
         """
-        from vidseek.index.builder import DEFAULT_STRIDE_S, DEFAULT_WINDOW_S, index_folder
+        from vidseek.library.indexer import DEFAULT_STRIDE_S, DEFAULT_WINDOW_S, index_folder
 
         if not Path(video_dir).is_dir():
-            raise FileNotFoundError(f"{video_dir} is not a folder of videos")
+            raise NotAFolder(f"{video_dir} is not a folder of videos: give the folder that holds them")
         bundle = resolve_model(model, on_export)
         self.close()
-        return index_folder(video_dir, self.path, bundle, self.backend,
-                            DEFAULT_WINDOW_S if window_s is None else window_s,
-                            DEFAULT_STRIDE_S if stride_s is None else stride_s, progress, model=recreatable(model),
-                            rebuild=rebuild)
+        return index_folder(video_dir, self.path, bundle, backend=self.backend,
+                            window_s=DEFAULT_WINDOW_S if window_s is None else window_s,
+                            stride_s=DEFAULT_STRIDE_S if stride_s is None else stride_s, progress=progress,
+                            model=recreatable(model), rebuild=rebuild)
 
     @property
     def searcher(self) -> Searcher:
         """The warm Searcher of this index, opened on first use."""
         if self._searcher is None:
-            from vidseek.engine.search import Searcher
+            from vidseek.library.searcher import Searcher
 
             self._require()
             self._searcher = Searcher(self.path, backend=self.backend)
         return self._searcher
 
-    def search(self, query: str, top_k: int = 10, video: str | None = None, phrases: bool = False,
-               candidates: int = 50) -> list[Moment]:
+    def search(self, query: str, *, top_k: int = 10, video: str | None = None, phrases: bool = False,
+               candidates: int = 50, trace: SearchTrace | None = None) -> list[Moment]:
         """The `top_k` best moments for `query`, best first.
 
         `video` restricts the search to one indexed file (its path as ``videos()`` lists it);
-        `phrases` adds PLPNet's phrase spans to each moment (a ValueError for other models);
-        `candidates` is how many clips FAISS retrieves before the spans are found.
+        `phrases` adds PLPNet's phrase spans to each moment (``PhrasesUnavailable`` for other models);
+        `candidates` is how many clips FAISS retrieves before the spans are found; `trace` (a
+        ``SearchTrace``) is filled with the time each stage took.
         """
-        return self.searcher.search(query, top_k, candidates, video, phrases=phrases)
+        return self.searcher.search(query, top_k=top_k, candidates=candidates, video=video, phrases=phrases,
+                                    trace=trace)
 
     def videos(self, status: str | None = None) -> list[Video]:
         """The catalog's videos (all, or those of one status: ok, error, pending), in the order they were added."""
@@ -145,15 +160,17 @@ class Index:
 
     def info(self) -> IndexInfo:
         """The index's settings, its videos by status and the result of its integrity check."""
+        from vidseek.index import integrity
         from vidseek.index.catalog import Catalog
 
         self._require()
         with Catalog(self.path, readonly=True) as catalog:
-            settings, counts, videos = catalog.settings(), catalog.counts(), catalog.videos("ok")
-            problems = catalog.integrity_check()
+            settings, counts, videos = catalog.settings(), catalog.counts(), catalog.videos()
+            problems = integrity.check(catalog)
         return IndexInfo(
-            index_dir=self.path, library=settings.get("root"), bundle=settings.get("bundle"),
-            model=settings.get("model"), fingerprint=settings.get("fingerprint"), window_s=settings.get("window_s"),
-            stride_s=settings.get("stride_s"), rate=settings.get("rate"), dim=settings.get("dim"),
-            counts=dict(counts), duration=float(sum(v.duration or 0.0 for v in videos)), problems=list(problems),
+            index_dir=self.path, library=settings.root, bundle=settings.bundle, model=settings.model,
+            fingerprint=settings.fingerprint, window_s=settings.window_s, stride_s=settings.stride_s,
+            rate=settings.rate, dim=settings.dim, counts=dict(counts),
+            duration=float(sum(v.duration or 0.0 for v in videos if v.status == "ok")), problems=list(problems),
+            failed=[(v.path, v.error or "") for v in videos if v.status == "error"],
         )

@@ -1,4 +1,4 @@
-"""Index a video folder with a bundle: decode, encode once per video, cache, embed clips. Torch-free.
+"""The indexer: a video folder -> an index. Decode, encode once per video, cache, embed clips. Torch-free.
 
 Follows the write protocol of ``vidseek.index`` (see its docstring), so a run killed at any point
 leaves an index that opens, passes its integrity check and is completed by the next run.
@@ -9,27 +9,20 @@ from __future__ import annotations
 import errno
 import sqlite3
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from vidseek.engine.bundle import load_bundle
+from vidseek.engine.bundle import Bundle, BundleError, load_bundle
 from vidseek.engine.grounder import Grounder
-from vidseek.index import IndexStorageError
+from vidseek.index import IndexStorageError, integrity
 from vidseek.index.cache import KINDS, CacheError, FeatureCache, StorageWriteError, remove_temporaries
-from vidseek.index.catalog import (
-    CATALOG_FILE,
-    RETAIN_RETIRED_S,
-    SCHEMA_VERSION,
-    SETTING_STATE_DIM,
-    Catalog,
-    IndexMismatch,
-    Video,
-)
-from vidseek.index.clips import INDEX_FILE, ClipIndex, ClipIndexError, windows
+from vidseek.index.catalog import CATALOG_FILE, SCHEMA_VERSION, Catalog, IndexMismatch
+from vidseek.index.clips import INDEX_FILE, ClipIndex, ClipIndexError
 from vidseek.index.lock import WriterLock
+from vidseek.index.settings import IndexSettings
 
 DEFAULT_WINDOW_S = 4.0  # clip window length, seconds
 DEFAULT_STRIDE_S = 2.0  # clip window stride (50% overlap)
@@ -44,26 +37,36 @@ class IndexReport:
     seconds: float = 0.0
     video_seconds: float = 0.0
 
+    @property
+    def realtime(self) -> float:
+        """Seconds of video indexed per second of work."""
+        return self.video_seconds / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict:
+        """JSON-ready fields (``vidseek index --json``)."""
+        return {**asdict(self), "errors": [{"path": p, "error": e} for p, e in self.errors],
+                "realtime": round(self.realtime, 2)}
+
     def summary(self) -> str:
-        rtf = self.video_seconds / self.seconds if self.seconds > 0 else 0.0
+        rtf = self.realtime
         return (f"{self.plan}; indexed {len(self.indexed)} ({self.video_seconds:.0f} s of video in {self.seconds:.1f} s, "
                 f"{rtf:.1f}x real time), removed {self.removed}, errors {len(self.errors)}")
 
 
-def clip_embeddings(retrieval_steps: np.ndarray, rate: float, window_s: float, stride_s: float) -> tuple[np.ndarray, list]:
+def clip_embeddings(retrieval_steps: np.ndarray, settings: IndexSettings) -> tuple[np.ndarray, list]:
     """(T, E) step projections -> (W, E) L2-normalised window embeddings and the windows (start, end) steps."""
-    wins = windows(len(retrieval_steps), rate, window_s, stride_s)
+    wins = settings.windows(len(retrieval_steps))
     emb = np.stack([retrieval_steps[a:b].mean(0) for a, b in wins]).astype(np.float32)
     emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
     return emb, wins
 
 
-def _check_bundle(bundle) -> None:
+def _check_bundle(bundle: Bundle) -> None:
     if not bundle.meta.get("retrieval_dim"):
-        raise ValueError(f"bundle {bundle.path} has no retrieval embedding, so it cannot index a library: "
+        raise BundleError(f"bundle {bundle.path} has no retrieval embedding, so it cannot index a library: "
                          "train with --set retrieval_dim=256 and export again")
     if not bundle.meta["features"].get("frame_encoder"):
-        raise ValueError(f"bundle {bundle.path} expects precomputed features (no frame encoder), so it cannot "
+        raise BundleError(f"bundle {bundle.path} expects precomputed features (no frame encoder), so it cannot "
                          "index video files: train with --videos (or on `vidseek features` output) and export again")
 
 
@@ -71,29 +74,12 @@ def _drop_unused_features(catalog: Catalog, states: FeatureCache, clips: ClipInd
     """Delete the cache files no search can need: those of ids the catalog neither lists nor retired
     (left by a killed run), and those of ids retired ``RETAIN_RETIRED_S`` seconds ago or more (a
     search that listed such a video before it was removed or re-encoded has finished by then)."""
-    listed, retired = {v.id for v in catalog.videos()}, catalog.retired()
-    expired = {vid for vid, at in retired.items() if time.time() - at >= RETAIN_RETIRED_S}
-    for vid in (set(states.video_ids()) | set(clips.embeddings.video_ids())) - listed:
-        if vid not in retired or vid in expired:
-            states.remove(vid)
-            clips.forget(vid)
-    catalog.forget_retired(expired)
-
-
-def _damaged_features(videos: list[Video], states: FeatureCache, clips: ClipIndex, windows_of, state_dim) -> set[int]:
-    """Ids of the ok ``videos`` whose cache files are missing, unreadable or of another shape than
-    the catalog says (``windows_of(steps)`` clip windows, ``state_dim`` columns): re-encode them."""
-    damaged = set()
-    for v in videos:
-        if not v.steps or v.steps < 1:  # a row that cannot describe its features
-            damaged.add(v.id)
-            continue
-        try:
-            states.get(v.id, shape=(v.steps, state_dim))
-            clips.embeddings.get(v.id, shape=(windows_of(v.steps), clips.dim))
-        except CacheError:
-            damaged.add(v.id)
-    return damaged
+    now, retired = time.time(), catalog.retired()
+    cached = set(states.video_ids()) | set(clips.embeddings.video_ids())
+    for vid in integrity.unused_ids(cached, (v.id for v in catalog.videos()), retired, now):
+        states.remove(vid)
+        clips.forget(vid)
+    catalog.forget_retired(integrity.expired_ids(retired, now))
 
 
 def _delete(path: Path) -> None:
@@ -155,12 +141,12 @@ def discard_index(index_dir: Path) -> None:
         _delete(index_dir / (CATALOG_FILE + suffix))
 
 
-def index_folder(video_dir: str | Path, index_dir: str | Path, bundle_dir: str | Path, backend: str = "onnxruntime",
+def index_folder(video_dir: str | Path, index_dir: str | Path, bundle_dir: str | Path, *, backend: str = "onnxruntime",
                  window_s: float = DEFAULT_WINDOW_S, stride_s: float = DEFAULT_STRIDE_S, progress: bool = True,
                  model: str | None = None, rebuild: bool = False) -> IndexReport:
     """Bring the index in `index_dir` up to date with the videos under `video_dir`.
 
-    `bundle_dir` is a bundle folder (``vidseek.engine.models.resolve_model`` turns a ``--model``
+    `bundle_dir` is a bundle folder (``vidseek.library.models.resolve_model`` turns a ``--model``
     choice into one); `model`, the choice itself, is stored in the settings so that search can say
     how to re-create the bundle should its folder disappear (a cleared cache). `rebuild` discards
     the index first (``discard_index``) and indexes every video again, with whatever bundle, window,
@@ -181,18 +167,18 @@ def index_folder(video_dir: str | Path, index_dir: str | Path, bundle_dir: str |
                 raise IndexMismatch(f"index {index_dir} holds the library {catalog.root}, not {root}: "
                                     "give another --index for this folder, or re-index with --rebuild")
         # a rebuild resets the model choice and the state width of the old bundle too (None: not known)
-        renewed = {"model": model, SETTING_STATE_DIM: None} if rebuild else ({"model": model} if model else {})
+        renewed = {"model": model, "state_dim": None} if rebuild else ({"model": model} if model else {})
         catalog.update_settings(root=str(root), fingerprint=bundle.fingerprint, bundle=str(Path(bundle_dir).resolve()),
                                 window_s=window_s, stride_s=stride_s, rate=rate, dim=bundle.meta["retrieval_dim"],
                                 **renewed)
-        states, clips = FeatureCache(index_dir, "states"), ClipIndex(index_dir, bundle.meta["retrieval_dim"])
+        settings = catalog.settings()
+        states, clips = FeatureCache(index_dir, "states"), ClipIndex(index_dir, settings.dim)
         try:
             clips.load()
         except ClipIndexError:  # damaged clips.faiss (derived data): rebuilt from the cached embeddings
-            clips = ClipIndex(index_dir, bundle.meta["retrieval_dim"])
+            clips = ClipIndex(index_dir, settings.dim)
         ok = catalog.videos("ok")
-        damaged = _damaged_features(ok, states, clips, lambda steps: len(windows(steps, rate, window_s, stride_s)),
-                                    catalog.settings().get(SETTING_STATE_DIM))
+        damaged = integrity.damaged_videos(ok, settings, states, clips.embeddings)
         clips.reconcile(v.id for v in ok if v.id not in damaged)
         plan = catalog.scan(root)
         catalog.update_stat(plan.touched)
@@ -219,12 +205,13 @@ def index_folder(video_dir: str | Path, index_dir: str | Path, bundle_dir: str |
             try:
                 feats, duration = grounder.video_features(root / file.path)
                 out = grounder.video_outputs(feats[None])
-                emb, _ = clip_embeddings(out["retrieval_steps"][0], rate, window_s, stride_s)
+                emb, _ = clip_embeddings(out["retrieval_steps"][0], settings)
                 states.put(vid, out["video_states"][0].astype(np.float16))
                 clips.add(vid, emb)
                 catalog.record_ok(file, duration=duration, fps=rate, steps=len(feats))
-                if catalog.settings().get(SETTING_STATE_DIM) is None:  # lets integrity checks verify the states' width
-                    catalog.update_settings(**{SETTING_STATE_DIM: int(out["video_states"].shape[-1])})
+                if settings.state_dim is None:  # lets integrity checks verify the states' width
+                    catalog.update_settings(state_dim=int(out["video_states"].shape[-1]))
+                    settings = catalog.settings()
                 report.indexed.append(file.path)
                 report.video_seconds += duration
             except Exception as exc:  # one bad file never stops the library; its error is recorded

@@ -1,28 +1,34 @@
-"""Library search: query -> FAISS clip candidates across the library -> the head on a window around
+"""The searcher: query -> FAISS clip candidates across the library -> the head on a window around
 each candidate -> fused scores -> temporal NMS -> ranked moments. Torch-free.
 
 With a zero-shot CLIP bundle there is no head: the span of each candidate comes from the cosine
-similarity of the query with each step's frame embedding (``vidseek.decode.similarity_span``), and
+similarity of the query with each step's frame embedding (``vidseek.engine.decode.similarity_span``), and
 its confidence is the curve's smoothed peak.
 """
 
 from __future__ import annotations
 
+import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from vidseek.decode import decode_best, decode_phrases
 from vidseek.engine.bundle import BundleError, load_bundle
+from vidseek.engine.decode import decode_best, decode_phrases
 from vidseek.engine.grounder import Grounder
+from vidseek.errors import VidseekError
+from vidseek.index import integrity
+from vidseek.index.cache import CacheError, FeatureCache
+from vidseek.index.catalog import Catalog, printable
+from vidseek.index.clips import ClipIndex
 from vidseek.spans import temporal_nms
 
 RETRIEVAL_WEIGHT = 0.5  # final score = w * clip similarity + (1 - w) * span confidence
 
 
-class PhrasesUnavailable(ValueError):
+class PhrasesUnavailable(VidseekError, ValueError):
     """Phrases were asked of a bundle whose model has none (only PLPNet grounds phrases)."""
 
 
@@ -67,6 +73,49 @@ class DamagedVideoWarning(UserWarning):
     unreadable, or of another shape); the message names the video and how to repair it."""
 
 
+class NoIndex(VidseekError, FileNotFoundError):
+    """The folder holds no index (no catalog); the message says how to build one."""
+
+
+def no_index(index_dir: Path) -> NoIndex:
+    return NoIndex(f"no index in {index_dir}: build one with `vidseek index VIDEO_DIR --index {index_dir}`")
+
+
+class NotIndexed(VidseekError, ValueError):
+    """A ``video`` that is not an indexed video of the library."""
+
+
+@dataclass
+class SearchTrace:
+    """Where one search spent its time and how much work it did (``Searcher.search(trace=...)``).
+
+    ``seconds`` per stage: "tokenize", "text_encoder", "faiss" (clip retrieval), "cache" (reading
+    the candidates' states), "head", "post" (the rest: batching, span decoding, fusion, NMS, ranking).
+    """
+
+    seconds: dict[str, float] = field(default_factory=dict)
+    candidates: int = 0  # clips FAISS returned for the query
+    candidate_videos: int = 0  # distinct indexed videos among them
+    head_rows: int = 0  # windows the head ran on
+    head_steps: int = 0  # feature steps it read in all
+
+    def add(self, stage: str, seconds: float) -> None:
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
+
+
+@dataclass(frozen=True)
+class _Hit:
+    """One candidate's best span before ranking: the video, seconds, and the signals fused into its score."""
+
+    score: float
+    video_id: int
+    start: float
+    end: float
+    retrieval: float
+    span: float
+    phrases: list[dict] | None
+
+
 class _IndexChanged(Exception):
     """Cache files a search needs are gone or do not fit: the index may have changed since the
     Searcher read it (``Searcher.search`` reads it again and retries once)."""
@@ -82,8 +131,8 @@ class Searcher:
     cache files gone or changed, as happens to a Searcher kept open across indexing runs (the files
     of removed and re-encoded videos are deleted ``RETAIN_RETIRED_S`` after the change), it reads
     the index again and retries once. A video whose cache files still do not fit its catalog row
-    is damaged: searches skip it, with a ``DamagedVideoWarning`` the first time, and ``damaged``
-    maps its id to the message (``vidseek index`` re-encodes it).
+    is damaged (``vidseek.index.integrity``): searches skip it, with a ``DamagedVideoWarning`` the
+    first time, and ``damaged`` maps its id to the message (``vidseek index`` re-encodes it).
     """
 
     def __init__(self, index_dir: str | Path, bundle_dir: str | Path | None = None, backend: str = "onnxruntime"):
@@ -98,26 +147,22 @@ class Searcher:
     def _open(self) -> None:
         """Read the index: catalog, settings, clip index (completed from the cache), and the bundle
         unless it is the one already loaded. When that fails, the Searcher keeps what it had."""
-        from vidseek.index.cache import FeatureCache
-        from vidseek.index.catalog import SETTING_STATE_DIM, Catalog
-        from vidseek.index.clips import ClipIndex, windows
-
         index_dir = self.index_dir
         if not (index_dir / "catalog.sqlite").is_file():
-            raise FileNotFoundError(f"no index in {index_dir}: build one with `vidseek index VIDEO_DIR --index {index_dir}`")
+            raise no_index(index_dir)
         catalog = Catalog(index_dir, readonly=True)
         try:
             settings = catalog.settings()
             bundle, grounder = self.bundle, self.grounder
-            if bundle is None or settings.get("fingerprint") != bundle.fingerprint:
+            if bundle is None or settings.fingerprint != bundle.fingerprint:
                 bundle = load_bundle(self._bundle_dir or _stored_bundle(index_dir, settings))
                 catalog.check_fingerprint(bundle.fingerprint)
                 grounder = Grounder(bundle, self._backend)
-            rate, window_s, stride_s = float(settings["rate"]), float(settings["window_s"]), float(settings["stride_s"])
-            clips = ClipIndex(index_dir, int(settings["dim"]))
+            clips = ClipIndex(index_dir, int(settings.dim))
             clips.load()
             videos = {v.id: v for v in catalog.videos("ok")}
-            unfit = _unfit_clips(videos, clips, lambda steps: len(windows(steps, rate, window_s, stride_s)))
+            lagging = [v for vid, v in videos.items() if vid not in clips.video_ids()]
+            unfit = integrity.damaged_videos(lagging, settings, clips.embeddings)  # reconcile reads these files
             clips.reconcile(v for v in videos if v not in unfit)
         except BaseException:
             catalog.close()
@@ -125,8 +170,7 @@ class Searcher:
         old = self.catalog
         old_maps = (self.states, self.clips.embeddings) if old is not None else ()  # set with the catalog
         self.catalog, self.settings, self.bundle, self.grounder = catalog, settings, bundle, grounder
-        self.rate, self.window_s, self.stride_s = rate, window_s, stride_s
-        self.state_dim = settings.get(SETTING_STATE_DIM)  # None in indexes made before it was recorded
+        self.rate = float(settings.rate)
         self.states, self.clips, self.videos = FeatureCache(index_dir, "states"), clips, videos
         self.damaged: dict[int, str] = {}
         if old is not None:
@@ -143,9 +187,7 @@ class Searcher:
     def _skip(self, reasons: dict[int, str]) -> None:
         """Mark videos damaged (later searches skip them) and warn once about each. A reason is a
         CacheError's message, whose advice after the last "; " gives way to the warning's own."""
-        from vidseek.index.catalog import printable
-
-        root = printable(str(self.settings.get("root") or "VIDEO_DIR"))
+        root = printable(str(self.settings.root or "VIDEO_DIR"))
         for vid, reason in sorted(reasons.items()):
             message = (f"skipped {printable(self.videos[vid].path)!r} (video {vid}): its cached features do not fit the "
                        f"catalog ({printable(reason.rsplit('; ', 1)[0])}); run `vidseek index {root} --index "
@@ -178,9 +220,6 @@ class Searcher:
         A window the video does not have (a clip index that disagrees with the catalog) or a state
         file that cannot be read fails its video.
         """
-        from vidseek.index.cache import CacheError
-        from vidseek.index.clips import windows
-
         kept, contexts, features, failed = [], {}, {}, {}
         wins: dict[int, list] = {}  # video id -> its clip windows
         seen: dict[int, list] = {}  # video id -> the contexts kept so far
@@ -188,60 +227,64 @@ class Searcher:
             _, v, w = c
             if v in failed:
                 continue
+            video = self.videos[v]
             if v not in wins:
-                steps = self.videos[v].steps
-                wins[v] = windows(steps, self.rate, self.window_s, self.stride_s) if steps and steps > 0 else []
+                wins[v] = self.settings.windows(video.steps) if video.steps and video.steps > 0 else []
             if not 0 <= w < len(wins[v]):
-                failed[v] = f"clips.faiss has window {w}, which the video's {self.videos[v].steps} steps do not have"
+                failed[v] = f"clips.faiss has window {w}, which the video's {video.steps} steps do not have"
                 continue
             a, b = wins[v][w]
             if any(ca <= a and b <= cb for ca, cb in seen.get(v, ())):
                 continue
             pad = b - a
-            contexts[v, w] = max(0, a - pad), min(self.videos[v].steps, b + pad)
+            contexts[v, w] = max(0, a - pad), min(video.steps, b + pad)
             seen.setdefault(v, []).append(contexts[v, w])
             kept.append(c)
             if v not in features:
-                try:  # (steps, H) as the catalog records; H as the first video read when the catalog has no state_dim
-                    want = self.state_dim or (next(iter(features.values())).shape[1] if features else None)
-                    features[v] = self.states.get(v, shape=(self.videos[v].steps, want))
+                try:
+                    features[v] = integrity.read_features(self.states, video, self.settings)
                 except CacheError as exc:
                     failed[v] = str(exc)
         return [c for c in kept if c[1] not in failed], contexts, features, failed
 
-    def search(self, query: str, top_k: int = 10, candidates: int = 50, video: str | None = None,
-               nms_iou: float = 0.5, phrases: bool = False) -> list[Moment]:
+    def search(self, query: str, *, top_k: int = 10, candidates: int = 50, video: str | None = None,
+               nms_iou: float = 0.5, phrases: bool = False, trace: SearchTrace | None = None) -> list[Moment]:
         """The `top_k` best moments for `query`; `video` restricts the search to one file (a catalog path).
 
         ``phrases`` (PLPNet bundles only, else ``PhrasesUnavailable``) adds each moment's phrase spans.
         Damaged videos are skipped (see the class docstring); asking for one with `video` raises
-        ``CacheError``.
+        ``CacheError``. ``trace``, when given, is filled with the time of each stage (``SearchTrace``).
         """
         try:
-            return self._search(query, top_k, candidates, video, nms_iou, phrases, last=False)
+            return self._search(query, top_k, candidates, video, nms_iou, phrases, trace, last=False)
         except _IndexChanged:
             self.reopen()
-            return self._search(query, top_k, candidates, video, nms_iou, phrases, last=True)
+            return self._search(query, top_k, candidates, video, nms_iou, phrases, trace, last=True)
 
     def _search(self, query: str, top_k: int, candidates: int, video: str | None, nms_iou: float, phrases: bool,
-                last: bool) -> list[Moment]:
+                trace: SearchTrace | None, last: bool) -> list[Moment]:
         """One attempt of ``search``. Cache files that are gone or do not fit raise ``_IndexChanged``,
         unless this is the `last` attempt: then their videos are marked damaged and skipped."""
-        from vidseek.index.cache import CacheError
-
-        if phrases and self.bundle.model_name != "plpnet":
-            raise PhrasesUnavailable(f"phrases need a PLPNet bundle, but this index was built with a "
-                                     f"{self.bundle.model_name} bundle ({self.bundle.path}), which has no phrases")
-        text = self.grounder.encode_text([query])
+        if phrases and not self.grounder.family.phrases:
+            raise PhrasesUnavailable(f"phrases need a PLPNet bundle, but this index was built with a bundle of model "
+                                     f"{self.bundle.model_name} ({self.bundle.path}), which has no phrases")
+        trace = SearchTrace() if trace is None else trace
+        before, t0 = sum(trace.seconds.values()), time.perf_counter()
+        text = self.grounder.encode_text([query], trace.seconds)
+        t1 = time.perf_counter()
         n = candidates if video is None else max(candidates, self.clips.ntotal)
         sims, vids, wins = self.clips.search(text["retrieval"], min(n, max(self.clips.ntotal, 1)))
         cand = [(float(s), int(v), int(w)) for s, v, w in zip(sims[0], vids[0], wins[0]) if v in self.videos]
+        trace.add("faiss", time.perf_counter() - t1)
+        trace.candidates, trace.candidate_videos = len(cand), len({v for _, v, _ in cand})
         if video is not None:
             cand = [c for c in cand if self.videos[c[1]].path == video][:candidates]
             if not cand:
-                raise ValueError(f"{video!r} is not an indexed video of this library (see `vidseek info`)")
+                raise NotIndexed(f"{video!r} is not an indexed video of this library (see `vidseek info`)")
         cand = [c for c in cand if c[1] not in self.damaged]
+        t2 = time.perf_counter()
         cand, contexts, features, failed = self._contexts(cand)
+        trace.add("cache", time.perf_counter() - t2)
         if failed:
             if not last:
                 raise _IndexChanged
@@ -249,8 +292,22 @@ class Searcher:
             cand = [c for c in cand if c[1] not in failed]
         if video is not None and not cand:
             raise CacheError(next(m for v, m in self.damaged.items() if self.videos[v].path == video))
-        if not cand:
-            return []
+        hits = self._ground(cand, contexts, features, text, phrases, trace) if cand else []
+        moments = []
+        for vid in sorted({h.video_id for h in hits}):  # NMS within each video
+            mine = [h for h in hits if h.video_id == vid]
+            keep = temporal_nms(np.array([[h.start, h.end] for h in mine]), np.array([h.score for h in mine]), nms_iou)
+            moments += [mine[k] for k in keep]
+        moments.sort(key=lambda h: -h.score)
+        result = [Moment(i + 1, round(h.score, 4), self.videos[h.video_id].path, round(h.start, 2), round(h.end, 2),
+                         round(h.retrieval, 4), round(h.span, 4), h.phrases) for i, h in enumerate(moments[:top_k])]
+        trace.add("post", max(0.0, time.perf_counter() - t0 - (sum(trace.seconds.values()) - before)))
+        return result
+
+    def _ground(self, cand: list[tuple[float, int, int]], contexts: dict, features: dict, text: dict, phrases: bool,
+                trace: SearchTrace) -> list[_Hit]:
+        """The head on every candidate's context in one batch: each candidate's best span, fused score
+        ``RETRIEVAL_WEIGHT * clip similarity + (1 - RETRIEVAL_WEIGHT) * span confidence``."""
         lengths = np.array([b - a for a, b in (contexts[v, w] for _, v, w in cand)])
         batch = np.zeros((len(cand), lengths.max(), features[cand[0][1]].shape[1]), np.float32)
         mask = np.zeros(batch.shape[:2], bool)
@@ -258,22 +315,19 @@ class Searcher:
             a, b = contexts[v, w]
             batch[i, : b - a] = features[v][a:b]
             mask[i, : b - a] = True
+        t0 = time.perf_counter()
         out = self.grounder.head(batch, mask, {k: v for k, v in text.items() if k != "tokens"})
+        trace.add("head", time.perf_counter() - t0)
+        trace.head_rows, trace.head_steps = len(cand), int(lengths.sum())
         best = decode_best(self.bundle.model_name, out, lengths / self.rate, lengths)
-        rows = []  # (score, video id, start s, end s, clip similarity, span confidence, phrases)
+        hits = []
         for i, ((sim, v, w), (s, e, conf)) in enumerate(zip(cand, best)):
             offset = contexts[v, w][0] / self.rate
             spans = self._phrases({k: arr[i] for k, arr in out.items()}, text, offset, lengths[i] / self.rate) \
                 if phrases else None
-            rows.append((RETRIEVAL_WEIGHT * sim + (1 - RETRIEVAL_WEIGHT) * conf, v, offset + s, offset + e, sim, conf, spans))
-        moments = []
-        for vid in sorted({r[1] for r in rows}):  # NMS within each video
-            mine = [r for r in rows if r[1] == vid]
-            keep = temporal_nms(np.array([[r[2], r[3]] for r in mine]), np.array([r[0] for r in mine]), nms_iou)
-            moments += [mine[k] for k in keep]
-        moments.sort(key=lambda r: -r[0])
-        return [Moment(i + 1, round(r[0], 4), self.videos[r[1]].path, round(r[2], 2), round(r[3], 2),
-                       round(r[4], 4), round(r[5], 4), r[6]) for i, r in enumerate(moments[:top_k])]
+            hits.append(_Hit(RETRIEVAL_WEIGHT * sim + (1 - RETRIEVAL_WEIGHT) * conf, v, offset + s, offset + e, sim,
+                             conf, spans))
+        return hits
 
     @staticmethod
     def _phrases(item: dict[str, np.ndarray], text: dict, offset: float, duration: float) -> list[dict]:
@@ -284,33 +338,14 @@ class Searcher:
                  "end": round(offset + p["span"][1], 2), "weight": p["weight"]} for p in decoded]
 
 
-def _unfit_clips(videos: dict, clips, n_windows) -> dict[int, str]:
-    """Why each of the ok ``videos`` (id -> ``Video``) missing from the loaded ``clips`` index cannot
-    be added to it from the cache (``ClipIndex.reconcile`` reads those files): no steps recorded, or
-    a clip file missing, unreadable, or with another number of rows than ``n_windows(steps)``."""
-    from vidseek.index.cache import CacheError
-
-    unfit = {}
-    for vid in sorted(set(videos) - clips.video_ids()):
-        steps = videos[vid].steps
-        if not steps or steps < 1:
-            unfit[vid] = f"its catalog row records {steps!r} feature steps"
-            continue
-        try:
-            clips.embeddings.get(vid, shape=(n_windows(steps), clips.dim))
-        except CacheError as exc:
-            unfit[vid] = str(exc)
-    return unfit
-
-
-def _stored_bundle(index_dir: Path, settings: dict) -> str:
+def _stored_bundle(index_dir: Path, settings) -> str:
     """The bundle folder an index was built with, or a BundleError that says how to get it back."""
-    path = settings.get("bundle")
+    path = settings.bundle
     if path is None:
         raise BundleError(f"index {index_dir} names no bundle (it was never indexed into): run `vidseek index VIDEO_DIR "
                           f"--index {index_dir}` first")
-    if not (Path(path) / "bundle.json").is_file() and settings.get("model"):
+    if not (Path(path) / "bundle.json").is_file() and settings.model:
         raise BundleError(f"the bundle index {index_dir} was built with ({path}) is gone; re-create it with "
-                          f"`vidseek index {settings.get('root', 'VIDEO_DIR')} --index {index_dir} --model "
-                          f"{settings['model']}` (videos already indexed are not encoded again)")
+                          f"`vidseek index {settings.root or 'VIDEO_DIR'} --index {index_dir} --model "
+                          f"{settings.model}` (videos already indexed are not encoded again)")
     return path
