@@ -142,7 +142,6 @@ def _write_files(folder: Path, bundle: Bundle, spec: LibrarySpec, identity: dict
     from vidseek.engine.video import num_steps
     from vidseek.index.cache import FeatureCache
     from vidseek.index.catalog import Catalog, FileState
-    from vidseek.index.settings import windows
     from vidseek.index.lock import WriterLock
 
     clear_folder(folder)
@@ -160,6 +159,7 @@ def _write_files(folder: Path, bundle: Bundle, spec: LibrarySpec, identity: dict
         catalog.update_settings(root=str(root.resolve()), fingerprint=bundle.fingerprint,
                                 bundle=str(Path(bundle.path).resolve()), window_s=spec.window_s,
                                 stride_s=spec.stride_s, rate=rate, dim=e, state_dim=h)
+        settings = catalog.settings()
         states, clips = FeatureCache(folder, "states", max_open=0), FeatureCache(folder, "clips", max_open=0)
         pending = []
         for i in range(spec.videos):
@@ -167,7 +167,7 @@ def _write_files(folder: Path, bundle: Bundle, spec: LibrarySpec, identity: dict
             steps = num_steps(duration, rate)
             start = int(rng.integers(0, STATE_POOL_ROWS - steps)) if steps < STATE_POOL_ROWS else 0
             state = pool[start:start + steps] if steps <= STATE_POOL_ROWS else np.resize(pool, (steps, h))
-            n_win = len(windows(steps, rate, spec.window_s, spec.stride_s))
+            n_win = settings.n_windows(steps)
             centre = rng.normal(size=e)
             centre /= np.linalg.norm(centre)
             emb = centre + rng.normal(0.0, WITHIN_VIDEO_NOISE / np.sqrt(e), size=(n_win, e))

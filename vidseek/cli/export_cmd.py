@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from vidseek.cli.common import need_torch
+from vidseek.cli.common import USER_ERRORS, need_torch
 from vidseek.engine.registry import FORMATS
 
 
@@ -77,11 +77,12 @@ def export_cmd(run_dir, out_dir, clip_source, fmt, fp16, int8, calib, opset, che
                                  param_hint="--text-precision")
     need_torch("export")
     if fmt == "tensorrt":  # fail before a long ONNX export when the engines cannot be built here
+        from vidseek.engine.session import BackendUnavailable
         from vidseek.export.tensorrt import _trt
 
         try:
             _trt()
-        except RuntimeError as exc:
+        except BackendUnavailable as exc:
             raise click.ClickException(str(exc)) from None
     from vidseek.engine.bundle import load_bundle
     from vidseek.export.onnx import export_bundle
@@ -113,7 +114,7 @@ def export_cmd(run_dir, out_dir, clip_source, fmt, fp16, int8, calib, opset, che
             folder = build_bundle_engines(bundle, precision, _load_calib(calib),
                                           on_graph=lambda name, path: click.echo(f"  {path.name:22} built"))
             click.echo(f"TensorRT {precision} engines in {folder}")
-    except (OSError, ValueError, RuntimeError) as exc:
+    except (*USER_ERRORS, ValueError) as exc:  # ValueError: a run or option export cannot use
         raise click.ClickException(str(exc)) from exc
 
 
@@ -141,7 +142,7 @@ def _export_clip(source: str, positional: Path | None, out_dir: Path | None, fmt
         click.echo(f"exporting CLIP {source} -> {out} (zero-shot bundle, ONNX opset {opset})")
         meta = export_clip_bundle(source, out, opset, on_graph=_status, check=check)
         bundle = load_bundle(out)
-    except (OSError, ValueError, RuntimeError) as exc:
+    except (*USER_ERRORS, ValueError) as exc:  # ValueError: a run or option export cannot use
         raise click.ClickException(str(exc)) from exc
     click.echo(f"  tokenizer.json, bundle.json (fingerprint {bundle.fingerprint})")
     if meta["parity"]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from vidseek.cli.common import check_device
+from vidseek.cli.common import USER_ERRORS, check_device
 
 from vidseek.engine.registry import MODEL_NAMES, family
 
@@ -136,7 +136,7 @@ def train_cmd(model_name, dataset, annotations, features, video_dir, frame_encod
                    f"features of dim {store.dim}, words {words} (dim {featurizer.dim})", err=True)
         best = train(model_name, train_s, val_s, store, featurizer, out_dir, cfg, overrides,
                      data_info=data_info, skip_missing=skip_missing, frame_encoder=encoder)
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+    except (*USER_ERRORS, ValueError, KeyError) as exc:  # ValueError, KeyError: files the readers refuse
         raise click.ClickException(str(exc)) from exc
     m = best["metrics"]
     click.echo(f"best epoch {best['epoch']}: " + "  ".join(f"{k} {v:.2f}" for k, v in m.items()) + f"\nsaved to {out_dir}")
@@ -173,7 +173,7 @@ def predict_cmd(run_dir, annotations, features, out_path, dataset, durations, to
                              f"{run.config['data']['feature_dim']}: use the same feature extractor")
         data = MomentDataset(samples, store, run.length, skip_missing)
         preds = predict(run.model, run.name, run.featurizer, data, batch_size, device, top_k, with_phrases, progress=True)
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+    except (*USER_ERRORS, ValueError, KeyError) as exc:  # ValueError, KeyError: files the readers refuse
         raise click.ClickException(str(exc)) from exc
     out_path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_path, "".join(json.dumps(p) + "\n" for p in preds))

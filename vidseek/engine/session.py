@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 
 from vidseek.engine.registry import BACKENDS
+from vidseek.errors import VidseekError
 
 
-class BackendUnavailable(RuntimeError):
+class BackendUnavailable(VidseekError, RuntimeError):
     """The requested backend cannot run on this machine; the message says what to install."""
 
 

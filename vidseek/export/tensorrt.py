@@ -16,10 +16,15 @@ import numpy as np
 
 from vidseek.engine.bundle import Bundle
 from vidseek.engine.session import BackendUnavailable, _check, _cudart
+from vidseek.errors import VidseekError
 
 
-class PrecisionUnsupported(RuntimeError):
+class PrecisionUnsupported(VidseekError, RuntimeError):
     """The GPU cannot run the requested precision fast; never silently downgraded."""
+
+
+class EngineBuildError(VidseekError, RuntimeError):
+    """TensorRT could not parse a graph or build an engine from it; the message names the graph."""
 
 
 # Axis ranges (min, opt, max) of the optimisation profiles; "time" opt/max follow the bundle's length L.
@@ -111,7 +116,7 @@ def build_engine(onnx_path: Path, engine_path: Path, shapes: dict, precision: st
     parser = trt.OnnxParser(network, logger)
     if not parser.parse(onnx_path.read_bytes()):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise RuntimeError(f"TensorRT could not parse {onnx_path}: {errors}")
+        raise EngineBuildError(f"TensorRT could not parse {onnx_path}: {errors}")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * (1 << 30)))
     if precision == "fp16":
@@ -135,7 +140,7 @@ def build_engine(onnx_path: Path, engine_path: Path, shapes: dict, precision: st
         config.set_calibration_profile(profile)
     blob = builder.build_serialized_network(network, config)
     if blob is None:
-        raise RuntimeError(f"TensorRT failed to build an engine from {onnx_path} ({precision})")
+        raise EngineBuildError(f"TensorRT failed to build an engine from {onnx_path} ({precision})")
     engine_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = engine_path.with_suffix(".tmp")
     tmp.write_bytes(bytes(blob))

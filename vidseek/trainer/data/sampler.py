@@ -21,10 +21,12 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from vidseek.errors import VidseekError
+
 MINILM_IDS = ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
 
 
-class SentenceModelError(RuntimeError):
+class SentenceModelError(VidseekError, RuntimeError):
     """A sentence-transformers model that could not be loaded."""
 
 
