@@ -132,7 +132,7 @@ def export(work: Path, install: bool) -> None:
 
     bundle = work / "bundle"
     if not (bundle / "bundle.json").is_file():
-        vidseek("export", work / "run", "--out", bundle, "--text-precision", "int8")
+        vidseek("export", work / "run", "--out", bundle, "--text-precision", "int8", "--domain", "synthetic")
     if install:
         if BUNDLE_DIR.exists():
             shutil.rmtree(BUNDLE_DIR)

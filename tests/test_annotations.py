@@ -273,7 +273,7 @@ def test_jsonl_phrases_and_synthesised_qid(tmp_path):
     }
     samples = read_jsonl(_jsonl(tmp_path, [record, {**record, "qid": 7}]))
     first, second = samples
-    assert (first.qid, second.qid) == ("q:1", "7")
+    assert (first.qid, second.qid) == ("q:1", 7)  # a qid keeps its type: predict writes it back as it was
     assert first.windows == ((2.0, 4.0), (10.0, 12.0)) and first.duration == 30.0
     assert first.phrases[0] == {"role": "subject", "text": "a man", "words": [0, 2]}
     words = first.query.split()
@@ -303,7 +303,7 @@ def test_jsonl_missing_key_and_duplicate_qid(tmp_path):
     with pytest.raises(AnnotationError, match=r"q\.jsonl:1: missing key\(s\) \['duration'\]"):
         read_jsonl(_jsonl(tmp_path, [{"qid": 1, "query": "q", "vid": "v", "relevant_windows": [[0, 1]]}]))
     record = {"qid": 1, "query": "q", "vid": "v", "duration": 5, "relevant_windows": [[0, 1]]}
-    with pytest.raises(AnnotationError, match=r"q\.jsonl:2: qid '1' appears more than once"):
+    with pytest.raises(AnnotationError, match=r"q\.jsonl:2: qid 1 appears more than once"):
         read_jsonl(_jsonl(tmp_path, [record, record]))
 
 
@@ -316,7 +316,7 @@ def test_jsonl_one_bad_window_skips_the_sample(tmp_path):
     ]
     with pytest.warns(AnnotationWarning):
         samples = read_jsonl(_jsonl(tmp_path, records))
-    assert [s.qid for s in samples] == ["3"] and samples[0].windows == ((0.0, 1.0), (2.0, 5.0))
+    assert [s.qid for s in samples] == [3] and samples[0].windows == ((0.0, 1.0), (2.0, 5.0))
     assert dict(samples.report.skipped) == {"start_after_end": 1, "no_window": 1}
     assert (samples.report.queries, samples.report.clipped) == (3, 1)
 

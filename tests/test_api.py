@@ -11,16 +11,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from click.testing import CliRunner
 
 from blocking import run_blocked
-from vidseek.cli.main import cli
 
 QUERY = "the person opens the door"
-
-
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
 
 
 def make_bundle(root: Path, name: str, sentences: list[str]) -> Path:
@@ -43,12 +37,11 @@ def make_bundle(root: Path, name: str, sentences: list[str]) -> Path:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
+def world(synth_library, tmp_path_factory):
+    """The shared three-video synthetic library and two untrained bundles (PLPNet and ExCL) made here."""
     root = tmp_path_factory.mktemp("api")
-    r = invoke("synth", root / "syn", "--videos", 3, "--min-duration", 8, "--max-duration", 10, "--no-progress")
-    assert r.exit_code == 0, r.output
-    sentences = [json.loads(x)["query"] for x in (root / "syn" / "train.jsonl").read_text().splitlines()] + [QUERY]
-    return {"root": root, "library": root / "syn" / "videos", "plpnet": make_bundle(root, "plpnet", sentences),
+    sentences = [json.loads(x)["query"] for x in (synth_library / "train.jsonl").read_text().splitlines()] + [QUERY]
+    return {"root": root, "library": synth_library / "videos", "plpnet": make_bundle(root, "plpnet", sentences),
             "excl": make_bundle(root, "excl-clf-2b", sentences)}
 
 
@@ -105,7 +98,7 @@ def test_index_api_rebuilds_with_another_model(world, tmp_path):
         assert moments and index.searcher.bundle.model_name == "excl-clf-2b"
 
 
-def test_search_cli_prints_phrases_under_each_row_and_in_json(world, tmp_path):
+def test_search_cli_prints_phrases_under_each_row_and_in_json(world, tmp_path, invoke):
     index = tmp_path / "idx"
     r = invoke("index", world["library"], "--index", index, "--model", world["plpnet"], "--no-progress")
     assert r.exit_code == 0, r.output
@@ -125,7 +118,7 @@ def test_search_cli_prints_phrases_under_each_row_and_in_json(world, tmp_path):
     assert all("phrases" not in json.loads(x) for x in r.output.splitlines())
 
 
-def test_phrases_of_a_model_without_phrases_name_the_model(world, tmp_path):
+def test_phrases_of_a_model_without_phrases_name_the_model(world, tmp_path, invoke):
     from vidseek import Index
 
     index = Index(tmp_path / "idx")
@@ -187,7 +180,7 @@ def test_model_choices_resolve_or_say_what_to_pass(world, tmp_path, monkeypatch)
         resolve_model(str(run))
 
 
-def test_index_cli_uses_the_builtin_bundle_by_default(world, tmp_path, monkeypatch):
+def test_index_cli_uses_the_builtin_bundle_by_default(world, tmp_path, monkeypatch, invoke):
     import vidseek.builtin
 
     monkeypatch.setattr(vidseek.builtin, "BUNDLE_DIR", tmp_path / "no-builtin")

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from test_reliability import QUERY, check_index, run_index, tiny_world, write_video
+from helpers import QUERY, check_index, run_index, write_video
 from vidseek.index.integrity import check as check_integrity
 from vidseek.index.catalog import Catalog
 
@@ -114,11 +114,10 @@ def _faststart(path: Path) -> bytes:
 
 @pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "darwin", reason="macOS refuses file names that are not UTF-8")
-def test_every_bad_file_is_indexed_or_skipped_with_a_reason(tmp_path_factory, tmp_path):
-    world = tiny_world(tmp_path_factory)
+def test_every_bad_file_is_indexed_or_skipped_with_a_reason(tiny_world, tmp_path):
     library = make_bad_library(tmp_path / "lib")
     index = tmp_path / "idx"
-    code, out = run_index(library, index, world.bundle, timeout=600)
+    code, out = run_index(library, index, tiny_world.bundle, timeout=600)
     assert code == 0, out
     errors = sum(status == "error" for status, _ in EXPECTED.values())
     ok = len(EXPECTED) - errors
@@ -142,23 +141,20 @@ def test_every_bad_file_is_indexed_or_skipped_with_a_reason(tmp_path_factory, tm
     found = check_index(index)
     assert set(found) == {name for name, (status, _) in EXPECTED.items() if status == "ok"}
 
-    code, out = run_index(library, index, world.bundle, timeout=600)  # again: nothing to do, errors not retried
-    assert code == 0 and "indexed 0 " in out and "0 new, 0 changed" in out, out
+    code, out = run_index(library, index, tiny_world.bundle, timeout=600)  # again: nothing to do, errors not retried
+    assert code == 0 and "indexed 0," in out and "0 new, 0 changed" in out, out
     with Catalog(index, readonly=True) as cat:
         assert {v.path: v.id for v in cat.videos()} == {p: v.id for p, v in rows.items()}
 
 
-def test_search_results_name_awkward_files_readably(tmp_path_factory, tmp_path):
+def test_search_results_name_awkward_files_readably(tiny_world, tmp_path, invoke):
     """Moments of files with non-UTF-8, unicode and newline names print in `vidseek search`."""
-    from test_reliability import invoke
-
-    world = tiny_world(tmp_path_factory)
     library = tmp_path / "lib"
     good = write_video(library / "good.mp4", seconds=6, seed=1)
     for name in (UNICODE, NON_UTF8, NEWLINE):
         shutil.copyfile(good, library / name)
     index = tmp_path / "idx"
-    r = invoke("index", library, "--index", index, "--model", world.bundle, "--no-progress")
+    r = invoke("index", library, "--index", index, "--model", tiny_world.bundle, "--no-progress")
     assert r.exit_code == 0 and "indexed 4 " in r.output, r.output
     r = invoke("search", QUERY, "--index", index, "--top-k", 20)
     assert r.exit_code == 0, r.output

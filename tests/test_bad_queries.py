@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from test_reliability import check_index, invoke, run_index, tiny_world, write_video
+from helpers import check_index, run_index
 from vidseek.engine.grounder import QueryError
 
 LONG = 100_000
@@ -29,20 +29,19 @@ REASONS = ("is empty", "known to this model's vocabulary", "is not valid text") 
 
 
 @pytest.fixture(scope="module")
-def searcher(tmp_path_factory):
+def searcher(tiny_world, write_video, tmp_path_factory):
     """One Searcher over a small index, built once for all the queries."""
     from vidseek.library.searcher import Searcher
 
-    world = tiny_world(tmp_path_factory)
     folder = tmp_path_factory.mktemp("queries")
     library, index = folder / "lib", folder / "idx"
     for k in range(3):
         write_video(library / f"v{k}.mp4", seconds=6 + 4 * k, seed=k)
-    code, out = run_index(library, index, world.bundle)
+    code, out = run_index(library, index, tiny_world.bundle)
     assert code == 0, out
     check_index(index)
     with Searcher(index) as s:
-        yield s, world.vocab
+        yield s, tiny_world.vocab
 
 
 def known_words(vocab):
@@ -98,7 +97,7 @@ def test_any_query_gives_a_clear_error_or_valid_moments(searcher):
 
 
 @pytest.mark.parametrize("query", ["", "   ", "\x00\x01", "🎬🚪", "x" * LONG, "\udcff person", "person walks in"])
-def test_bad_queries_on_the_command_line(searcher, query):
+def test_bad_queries_on_the_command_line(searcher, query, invoke):
     """`vidseek search` answers a bad query with a usage error (exit 2) naming the problem, no traceback."""
     s, _ = searcher
     r = invoke("search", query, "--index", s.catalog.index_dir, "--top-k", 3)

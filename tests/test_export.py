@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from blocking import run_blocked
+from helpers import SENTENCES, make_run
 from vidseek.cli.main import cli
 from vidseek.engine.bundle import BundleError, load_bundle
 from vidseek.engine.registry import graphs_for
@@ -20,33 +21,9 @@ from vidseek.export.onnx import export_bundle, word_level_tokenizer
 from vidseek.export.parity import check_parity
 from vidseek.trainer.checkpoint import load_run, save_run
 from vidseek.trainer.models import MODEL_NAMES, build_model
-from vidseek.trainer.words import LearnedWords, StaticWords, TransformerWords, save_featurizer, simple_tokenize
+from vidseek.trainer.words import LearnedWords, save_featurizer, simple_tokenize
 
-SENTENCES = ["person opens the door", "someone picks up the red box", "the person waves"]
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def make_run(tmp_path: Path, name: str, words: str = "learned") -> Path:
-    torch.manual_seed(0)
-    if words == "learned":
-        feat = LearnedWords.build(SENTENCES, dim=12)
-    elif words == "static":
-        vec = tmp_path / "glove.txt"
-        rng = np.random.default_rng(0)
-        vec.write_text("".join(f"{w} {' '.join(map(str, rng.normal(size=6).round(3)))}\n" for w in
-                               {t for s in SENTENCES for t in simple_tokenize(s)}))
-        feat = StaticWords(vec)
-    else:
-        feat = TransformerWords()
-    dims = {"video_dim": 10, "word_dim": feat.dim}
-    if words == "learned":
-        dims["vocab_size"] = len(feat.vocab)
-    small = {"dim": 32, "max_len": 40} if name == "plpnet" else {"video_hidden": 8, "query_hidden": 8, "span_hidden": 8, "mlp_hidden": 8}
-    run_dir = tmp_path / f"{name}-{words}"
-    run_dir.mkdir()
-    save_run(run_dir, build_model(name, **dims, **small), name, save_featurizer(feat, run_dir),
-             {"length": 40, "feature_dim": 10}, {}, {})
-    return run_dir
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
@@ -218,14 +195,12 @@ def test_retrieval_outputs_are_exported_with_parity(tmp_path):
         assert max(report[g] for g in ("video_encoder", "text_encoder", "head")) < 1e-4, report
 
 
-def test_clip_text_tower_as_word_features_exports_with_parity(tmp_path, monkeypatch):
+def test_clip_text_tower_as_word_features_exports_with_parity(tiny_clip_dir, tmp_path, monkeypatch):
     """The text side of CLIP (`--words clip:FOLDER`), on a tiny randomly initialised CLIP built offline."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    from vidseek.trainer.encoders import tiny_clip
     from vidseek.trainer.words import make_featurizer
 
-    folder = tiny_clip(tmp_path / "clip")
-    feat = make_featurizer(f"clip:{folder}", SENTENCES, max_words=16)
+    feat = make_featurizer(f"clip:{tiny_clip_dir}", SENTENCES, max_words=16)
     batch = feat.encode(SENTENCES)
     assert batch.words.shape[0] == 3 and batch.words.shape[2] == feat.dim and batch.mask[:, 0].all()
     torch.manual_seed(0)

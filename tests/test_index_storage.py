@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers import index_library
 from vidseek.atomic import atomic_write
 from vidseek.index.cache import (
     CacheError,
@@ -444,51 +445,11 @@ def test_integrity_check_finds_wrong_shapes_and_unknown_faiss_ids(tmp_path):
 
 
 # ---- the write protocol under SIGKILL -------------------------------------------------------------
-FP = "0123456789abcdef"
-
-
-def index_library(lib: Path, index_dir: Path, say=lambda path: None) -> list[str]:
-    """The write protocol of ``vidseek/index/__init__.py`` with fake encoders; returns the paths encoded."""
-    with WriterLock(index_dir):
-        remove_temporaries(index_dir)
-        cat = Catalog(index_dir)
-        cat.check_fingerprint(FP)
-        cat.update_settings(root=str(lib.resolve()), fingerprint=FP, rate=5.0, window_s=4.0, stride_s=2.0,
-                            dim=16, state_dim=8)
-        states, clips = FeatureCache(index_dir), ClipIndex(index_dir, 16, gpu=False)
-        clips.load()
-        clips.reconcile([v.id for v in cat.videos("ok")])
-        plan = cat.scan(lib)
-        cat.update_stat(plan.touched)
-        clips.remove_videos([v.id for v in plan.deleted] + [f.video_id for f in plan.changed])
-        clips.save()
-        cat.remove([v.path for v in plan.deleted])
-        known = {v.id for v in cat.videos()}
-        for vid in (set(states.video_ids()) | set(clips.embeddings.video_ids())) - known:
-            states.remove(vid)
-            clips.forget(vid)
-        encoded = []
-        for f in plan.new + plan.changed:
-            vid = cat.record_pending(f)
-            steps = 10 + f.size % 30
-            rng = np.random.default_rng(f.size)
-            states.put(vid, rng.standard_normal((steps, 8)))
-            clips.add(vid, rng.standard_normal((len(windows(steps, 5.0, 4.0, 2.0)), 16)))
-            cat.record_ok(f, duration=steps / 5.0, fps=25.0, steps=steps)
-            encoded.append(f.path)
-            say(f.path)
-            if len(encoded) % 3 == 0:
-                clips.save()
-        clips.save()
-        cat.close()
-        return encoded
-
-
 WRITER = """
 import sys
 sys.path.insert(0, sys.argv[3])
 from pathlib import Path
-from test_index_storage import index_library
+from helpers import index_library
 index_library(Path(sys.argv[1]), Path(sys.argv[2]), say=lambda p: print(p, flush=True))
 """
 

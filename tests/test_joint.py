@@ -71,7 +71,8 @@ import sys, json
 from vidseek.engine.bundle import load_bundle
 from vidseek.engine.grounder import Grounder
 g = Grounder(load_bundle(sys.argv[1]))
-feats, duration = g.video_features(sys.argv[2])
+feats, info = g.video_features(sys.argv[2])
+duration = info.duration
 print(json.dumps({"shape": list(feats.shape), "duration": duration,
                   "windows": g.ground(feats, "person opens the door", duration, k=2)["windows"]}))
 """

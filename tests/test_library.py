@@ -11,41 +11,24 @@ import shutil
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from blocking import run_blocked
-from vidseek.cli.main import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT.parent / "shared" / "assets" / "videos"
 
 
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
-
-
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    root = tmp_path_factory.mktemp("library")
-    syn = root / "syn"
-    assert invoke("synth", syn, "--videos", 6, "--min-duration", 10, "--max-duration", 12, "--no-progress",
-                  "--split", "0.7,0.3,0.0").exit_code == 0
-    small = [x for k in ("video_hidden", "query_hidden", "span_hidden", "mlp_hidden") for x in ("--set", f"{k}=16")]
-    r = invoke("train", "--model", "excl-clf-2b", "--dataset", "jsonl", "--annotations", syn / "train.jsonl",
-               "--val-annotations", syn / "val.jsonl", "--videos", syn / "videos", "--words", "learned",
-               "--out", root / "run", "--epochs", 1, "--max-len", 24, "--batch-size", 8, *small,
-               "--set", "retrieval_dim=16")
-    assert r.exit_code == 0, r.output
-    r = invoke("export", root / "run", "--out", root / "bundle")
-    assert r.exit_code == 0, r.output
-    library = root / "lib"
-    shutil.copytree(syn / "videos", library)
-    return root, library
+def world(excl_world, tmp_path_factory):
+    """The shared tiny ExCL world and a copy of its videos to index."""
+    library = tmp_path_factory.mktemp("library") / "lib"
+    shutil.copytree(excl_world / "syn" / "videos", library)
+    return excl_world, library
 
 
-def test_index_search_info(world):
+def test_index_search_info(world, tmp_path, invoke):
     root, library = world
-    index = root / "idx"
+    index = tmp_path / "idx"
     r = invoke("index", library, "--index", index, "--model", root / "bundle", "--no-progress")
     assert r.exit_code == 0, r.output
     assert "6 new" in r.output and "indexed 6" in r.output and "errors 0" in r.output
@@ -64,7 +47,7 @@ def test_index_search_info(world):
     assert r.exit_code == 2 and "is empty" in r.output
 
 
-def test_incremental_reindex_and_bad_files(world, tmp_path):
+def test_incremental_reindex_and_bad_files(world, tmp_path, invoke):
     root, library = world
     lib = tmp_path / "lib"
     shutil.copytree(library, lib)
@@ -85,7 +68,7 @@ def test_incremental_reindex_and_bad_files(world, tmp_path):
     assert "0 new, 0 changed" in r.output and "indexed 0" in r.output
 
 
-def test_index_built_with_another_bundle_is_refused_then_rebuilt(world, tmp_path):
+def test_index_built_with_another_bundle_is_refused_then_rebuilt(world, tmp_path, invoke):
     """An index of bundle A refuses bundle B, naming both fingerprints and --rebuild; `--rebuild
     --model B` indexes the library again with B, after which search works and B adds incrementally."""
     root, library = world
@@ -118,7 +101,7 @@ def test_index_built_with_another_bundle_is_refused_then_rebuilt(world, tmp_path
     assert r.exit_code == 1 and first in r.output and second in r.output, r.output  # now A is the other one
 
 
-def test_bundle_without_retrieval_cannot_index(world, tmp_path):
+def test_bundle_without_retrieval_cannot_index(world, tmp_path, invoke):
     root, library = world
     syn = tmp_path / "s"
     r = invoke("export", root / "run", "--out", tmp_path / "b", "--no-check")
@@ -136,7 +119,7 @@ cli.main(["search", "someone waves", "--index", sys.argv[1], "--json", "--top-k"
 """
 
 
-def test_search_runs_without_torch_or_the_trainer(world, tmp_path):
+def test_search_runs_without_torch_or_the_trainer(world, tmp_path, invoke):
     root, library = world
     index = tmp_path / "idx"
     assert invoke("index", library, "--index", index, "--model", root / "bundle", "--no-progress").exit_code == 0
@@ -146,7 +129,7 @@ def test_search_runs_without_torch_or_the_trainer(world, tmp_path):
 
 
 @pytest.mark.skipif(not ASSETS.is_dir(), reason="needs ../shared/assets/videos (the real test clips)")
-def test_real_clips_index_without_errors(world, tmp_path):
+def test_real_clips_index_without_errors(world, tmp_path, invoke):
     root, _ = world
     index = tmp_path / "idx"
     r = invoke("index", ASSETS, "--index", index, "--model", root / "bundle", "--no-progress")
@@ -155,7 +138,7 @@ def test_real_clips_index_without_errors(world, tmp_path):
     assert f"indexed {n}" in r.output and "errors 0" in r.output
 
 
-def test_batch_search_and_vcmr_evaluation(world, tmp_path):
+def test_batch_search_and_vcmr_evaluation(world, tmp_path, invoke):
     root, library = world
     index = tmp_path / "idx"
     assert invoke("index", library, "--index", index, "--model", root / "bundle", "--no-progress").exit_code == 0

@@ -1,18 +1,15 @@
 """Reliability of the library index under faults (issue 7): SIGKILL at random points, concurrent
 readers and writers, a full disk and a read-only or forbidden index folder.
 
-The helpers at the top (a tiny bundle trained for one step, short videos written with PyAV, an
-indexing child process that can be killed) are shared with the other ``test_reliability_*``,
-``test_bad_files`` and ``test_bad_queries`` modules. The model is untrained: these tests check the
-machinery (nothing lost, nothing doubled, clear errors), not accuracy.
+The tiny bundle (``tiny_world``, trained for one step), the short videos and the indexing child
+process that can be killed come from conftest.py and helpers.py. The model is untrained: these
+tests check the machinery (nothing lost, nothing doubled, clear errors), not accuracy.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
-import fractions
-import json
 import os
 import re
 import resource
@@ -21,184 +18,23 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from vidseek.index.integrity import check as check_integrity
-from vidseek.cli.main import cli
+from helpers import QUERY, ROOT, IndexChild, check_index, run_index, write_video
 from vidseek.index.cache import FeatureCache
 from vidseek.index.catalog import Catalog
-from vidseek.index.clips import ClipIndex, read_ids
-from vidseek.index.settings import windows
+from vidseek.index.clips import ClipIndex
+from vidseek.index.integrity import check as check_integrity
 from vidseek.index.lock import current_writer
-
-ROOT = Path(__file__).resolve().parents[1]
-TESTS = Path(__file__).resolve().parent
-WINDOW_S, STRIDE_S = 4.0, 2.0  # the defaults of `vidseek index`
-QUERY = "person walks in"
-
-
-# ---- shared helpers ------------------------------------------------------------------------------
-def invoke(*args):
-    """Run the `vidseek` command line in this process."""
-    return CliRunner().invoke(cli, [str(a) for a in args])
-
-
-@dataclass(frozen=True)
-class World:
-    """A bundle that can index video files (frame encoder at 1 step/s, 8-d clip embeddings)."""
-
-    bundle: Path
-    vocab: tuple[str, ...]  # the words the bundle's tokenizer knows
-    folder: Path  # where the bundle was made
-
-
-_WORLD: World | None = None
-
-
-def tiny_world(tmp_path_factory) -> World:
-    """Train a tiny ExCL model for one step on three synthetic videos and export it (once per session).
-
-    1 step per second keeps a long video cheap to encode; the untrained weights are enough to check
-    the machinery.
-    """
-    global _WORLD
-    if _WORLD is None:
-        base = tmp_path_factory.mktemp("reliability-world")
-        syn = base / "syn"
-        r = invoke("synth", syn, "--videos", 3, "--min-duration", 8, "--max-duration", 8, "--size", "64x48",
-                   "--fps", 5, "--split", "0.67,0.33,0.0", "--no-progress")
-        assert r.exit_code == 0, r.output
-        small = [x for k in ("video_hidden", "query_hidden", "span_hidden", "mlp_hidden") for x in ("--set", f"{k}=8")]
-        r = invoke("train", "--model", "excl-clf-2b", "--dataset", "jsonl", "--annotations", syn / "train.jsonl",
-                   "--val-annotations", syn / "val.jsonl", "--videos", syn / "videos", "--rate", 1, "--words",
-                   "learned", "--out", base / "run", "--epochs", 1, "--max-steps", 1, "--max-len", 8,
-                   "--batch-size", 8, *small, "--set", "retrieval_dim=8")
-        assert r.exit_code == 0, r.output
-        r = invoke("export", base / "run", "--out", base / "bundle", "--no-check")
-        assert r.exit_code == 0, r.output
-        vocab = json.loads((base / "bundle" / "tokenizer.json").read_text())["model"]["vocab"]
-        _WORLD = World(base / "bundle", tuple(w for w in vocab if w.isalpha()), base)
-    return _WORLD
-
-
-def write_video(path: Path, seconds: float, fps: float = 5.0, size: tuple[int, int] = (64, 48), seed: int = 0,
-                pts_ms: np.ndarray | None = None) -> Path:
-    """An H.264 MP4 of ``seconds`` at ``fps`` whose pictures depend on ``seed`` (a coloured square
-    moving over a coloured background). ``pts_ms`` gives explicit frame times (variable frame rate)."""
-    import av
-
-    rng = np.random.default_rng(seed)
-    background, square = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
-    times = np.arange(max(1, round(seconds * fps))) * (1000.0 / fps) if pts_ms is None else np.asarray(pts_ms)
-    w, h = size
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=max(1, round(fps)))
-        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
-        s.time_base = s.codec_context.time_base = fractions.Fraction(1, 1000)
-        s.options = {"preset": "ultrafast", "crf": "30", "g": "10"}
-        for i, t in enumerate(times):
-            img = np.empty((h, w, 3), np.uint8)
-            img[:] = background
-            x = int((i * 3 + seed * 7) % max(1, w - w // 4))
-            img[h // 4: h // 2, x: x + max(1, w // 4)] = square
-            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
-            frame.pts, frame.time_base = int(t), fractions.Fraction(1, 1000)
-            c.mux(s.encode(frame))
-        c.mux(s.encode())
-    return path
-
-
-INDEX_CHILD = """
-import sys, time
-import av, faiss, numpy, onnxruntime, tokenizers  # imported before 'ready': kills land in the work
-import vidseek.library.indexer, vidseek.engine.preprocess
-from vidseek.cli.main import cli
-slow = float(sys.argv[1])
-if slow:  # each video takes at least `slow` seconds more (to overlap with other processes)
-    from vidseek.engine.grounder import Grounder
-    real = Grounder.video_features
-    def video_features(self, *args, **kwargs):
-        time.sleep(slow)
-        return real(self, *args, **kwargs)
-    Grounder.video_features = video_features
-print("ready", flush=True)
-if sys.stdin.readline().strip() != "go":
-    sys.exit(0)  # the test ended without starting this run
-t0 = time.perf_counter()
-code = 0
-try:
-    cli.main(sys.argv[2:], prog_name="vidseek", standalone_mode=False)
-except Exception as exc:
-    print(f"error: {type(exc).__name__}: {exc}", flush=True)
-    code = 1
-print(f"done {time.perf_counter() - t0:.3f}", flush=True)
-sys.exit(code)
-"""
-
-
-class IndexChild:
-    """`vidseek index` in a child process that starts its work on ``go()``, to be killed or awaited.
-
-    Every heavy import happens before the child says "ready", so a kill after ``go()`` lands in the
-    indexing itself; the child starts loading on construction, so the next one can load while the
-    test checks the last. ``preexec`` runs in the child first (resource limits, another user);
-    ``extra`` are more arguments of `vidseek index` (``--rebuild``).
-    """
-
-    def __init__(self, library: Path, index: Path, bundle: Path, slow: float = 0.0, preexec=None, extra=()):
-        args = ["index", str(library), "--index", str(index), "--model", str(bundle), "--no-progress", *map(str, extra)]
-        self.proc = subprocess.Popen([sys.executable, "-c", INDEX_CHILD, str(slow), *args], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
-                                     preexec_fn=preexec)
-        self.started = ""  # what the child printed before "ready"
-
-    def go(self) -> None:
-        """Wait until the child has loaded, then let it index."""
-        for line in self.proc.stdout:
-            if line.strip() == "ready":
-                break
-            self.started += line
-        else:
-            raise AssertionError(f"index child did not start: {self.started[-3000:]}")
-        self.proc.stdin.write("go\n")
-        self.proc.stdin.flush()
-
-    def kill(self) -> bool:
-        """SIGKILL the child; True when it was still running (a real kill)."""
-        running = self.proc.poll() is None
-        if running:
-            os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
-        self.close()
-        return running and self.proc.returncode == -signal.SIGKILL
-
-    def finish(self, timeout: float = 300) -> tuple[int, str]:
-        """Wait for the run: (exit status, everything it printed)."""
-        out, _ = self.proc.communicate(timeout=timeout)
-        return self.proc.returncode, self.started + out
-
-    def close(self) -> None:
-        for stream in (self.proc.stdin, self.proc.stdout):
-            with contextlib.suppress(OSError):
-                stream.close()
+from vidseek.index.settings import windows
 
 
 def work_seconds(output: str) -> float:
     """The seconds a finished child spent indexing (after "go"), from its last line."""
     return float(output.strip().splitlines()[-1].split()[1])
-
-
-def run_index(library: Path, index: Path, bundle: Path, preexec=None, timeout: float = 300) -> tuple[int, str]:
-    """A whole `vidseek index` run in a child process: (exit status, output)."""
-    child = IndexChild(library, index, bundle, preexec=preexec)
-    child.go()
-    return child.finish(timeout)
 
 
 def clip_table(index: Path) -> dict[str, np.ndarray]:
@@ -208,53 +44,26 @@ def clip_table(index: Path) -> dict[str, np.ndarray]:
         return {v.path: np.asarray(clips.get(v.id), np.float32) for v in cat.videos("ok")}
 
 
-def check_index(index: Path) -> dict[str, int]:
-    """Assert that an index is sound and that a search sees exactly its ok videos, once each.
-
-    Returns catalog path -> id of the ok videos.
-    """
-    from vidseek.library.searcher import Searcher
-
-    with Catalog(index, readonly=True) as cat:
-        assert check_integrity(cat) == []
-        ok = {v.path: v for v in cat.videos("ok")}
-        settings = cat.settings()
-    n_windows = {v.id: settings.n_windows(v.steps) for v in ok.values()}
-    stored = read_ids(index)
-    if stored is not None:  # the saved clip index may lag the catalog, never lead it, never hold a clip twice
-        _, ids = stored
-        assert len(np.unique(ids)) == len(ids)
-    with Searcher(index) as searcher:
-        ids = searcher.clips.ids()
-        assert searcher.clips.ntotal == sum(n_windows.values()) == len(np.unique(ids))  # no duplicates
-        expected = {(vid << 20) + w for vid, n in n_windows.items() for w in range(n)}
-        assert set(ids.tolist()) == expected  # every clip of every ok video, nothing else
-        moments = searcher.search(QUERY, top_k=5)
-        assert all(m.video in ok for m in moments) and (moments or not ok)
-    return {path: v.id for path, v in ok.items()}
-
-
 # ---- killed while indexing ----------------------------------------------------------------------
 KILLS = 24  # SIGKILLs that must land while `vidseek index` runs
 
 
 @pytest.mark.slow
-def test_random_sigkills_lose_nothing_and_encode_nothing_twice(tmp_path_factory, tmp_path):
+def test_random_sigkills_lose_nothing_and_encode_nothing_twice(tiny_world, tmp_path):
     """SIGKILL `vidseek index` at seeded random moments, at least 24 times, while the library also
     changes (files added, deleted, replaced, touched). After every kill the index passes its
     integrity check and a search sees exactly the ok videos, each clip once, with the embeddings
     of a run nobody killed; a video whose content did not change keeps its id and its cache files
     (it is never encoded again); a last run completes the library."""
-    world = tiny_world(tmp_path_factory)
     rng = np.random.default_rng(20240607)
     pool = tmp_path / "pool"
     for k in range(18):  # distinct contents, 2-5 s each
         write_video(pool / f"p{k:02d}.mp4", seconds=float(rng.uniform(2, 5)), seed=100 + k)
     reference = tmp_path / "ref"
-    code, out = run_index(pool, reference, world.bundle)
+    code, out = run_index(pool, reference, tiny_world.bundle)
     assert code == 0 and "errors 0" in out, out
     full = work_seconds(out)
-    code, out = run_index(pool, reference, world.bundle)
+    code, out = run_index(pool, reference, tiny_world.bundle)
     assert code == 0 and "indexed 0" in out, out
     fixed = work_seconds(out)  # a run with nothing to encode
     per_video = max(full - fixed, 0.05) / 18
@@ -298,7 +107,7 @@ def test_random_sigkills_lose_nothing_and_encode_nothing_twice(tmp_path_factory,
     for _ in range(10):
         add()
     kills = cycles = changed_by_killed_run = 0
-    child = IndexChild(library, index, world.bundle)
+    child = IndexChild(library, index, tiny_world.bundle)
     while kills < KILLS:
         cycles += 1
         assert cycles < 2 * KILLS, f"only {kills} of {cycles} runs were still running when killed"
@@ -314,7 +123,7 @@ def test_random_sigkills_lose_nothing_and_encode_nothing_twice(tmp_path_factory,
         time.sleep(float(rng.uniform(0.0, fixed + todo * per_video)))
         killed = child.kill()
         kills += killed
-        child = IndexChild(library, index, world.bundle)  # loads while this run is checked
+        child = IndexChild(library, index, tiny_world.bundle)  # loads while this run is checked
         if not (index / "catalog.sqlite").exists():
             continue  # killed before it created the catalog
         after = check_index(index)
@@ -330,7 +139,7 @@ def test_random_sigkills_lose_nothing_and_encode_nothing_twice(tmp_path_factory,
         changed_by_killed_run += killed and (after != before or pending(index) > 0)
     child.kill()
 
-    code, out = run_index(library, index, world.bundle)  # a last run, not killed, finishes the job
+    code, out = run_index(library, index, tiny_world.bundle)  # a last run, not killed, finishes the job
     assert code == 0 and "errors 0" in out, out
     final = check_index(index)
     assert set(final) == set(content) and pending(index) == 0
@@ -344,7 +153,7 @@ def test_random_sigkills_lose_nothing_and_encode_nothing_twice(tmp_path_factory,
         kept = {p.name for vid in [*final.values(), *cat.retired()] for p in cache_files(index, vid)}
     leftovers = sorted({p.name for p in (index / "cache").iterdir()} - kept)
     assert leftovers == [], f"cache files of videos the catalog no longer lists: {leftovers[:5]}"
-    code, out = run_index(library, index, world.bundle)
+    code, out = run_index(library, index, tiny_world.bundle)
     assert code == 0 and "indexed 0" in out and "0 changed" in out, out
     print(f"\n{kills} SIGKILLs in {cycles} runs ({changed_by_killed_run} after the run had changed the index), "
           f"{len(encoded_from)} encodings, {len(final)} videos and {n_windows} clips in the end")
@@ -402,16 +211,15 @@ print(f"searches {searches} opened {opened} failures {failures} views {len(views
 """
 
 
-def test_searches_during_updates_never_fail_and_a_second_writer_is_locked_out(tmp_path_factory, tmp_path):
+def test_searches_during_updates_never_fail_and_a_second_writer_is_locked_out(tiny_world, tmp_path, invoke):
     """Readers search (a fresh Searcher per query, and one Searcher for 20 queries) while a writer
     adds, replaces and deletes videos; none of their searches fails or sees a clip twice, a clip
     of a video it does not list, or a video without its clips. A second `vidseek index` while
     the first runs gets a clear "is locked" error and changes nothing."""
-    world = tiny_world(tmp_path_factory)
     library, index = tmp_path / "lib", tmp_path / "idx"
     for k in range(6):
         write_video(library / f"v{k}.mp4", seconds=4 + k % 3, seed=k)
-    code, out = run_index(library, index, world.bundle)
+    code, out = run_index(library, index, tiny_world.bundle)
     assert code == 0, out
     stop = tmp_path / "stop"
     readers = [subprocess.Popen([sys.executable, "-c", READER, str(index), str(stop), str(batch), QUERY],
@@ -424,12 +232,12 @@ def test_searches_during_updates_never_fail_and_a_second_writer_is_locked_out(tm
             write_video(library / f"v{(step + 1) % 6}.mp4", seconds=3, seed=50 + step)  # replaced
             write_video(library / f"n{step}.mp4", seconds=5, seed=80 + step)  # added
             write_video(library / f"v{step}.mp4", seconds=4, seed=90 + step)  # added again, new content
-            writer = IndexChild(library, index, world.bundle, slow=0.2)
+            writer = IndexChild(library, index, tiny_world.bundle, slow=0.2)
             writer.go()
             if step == 2:  # a second writer while the first holds the lock
                 while f"pid={writer.proc.pid}" not in (index / ".lock").read_text():
                     time.sleep(0.01)
-                locked_out = invoke("index", library, "--index", index, "--model", world.bundle, "--no-progress")
+                locked_out = invoke("index", library, "--index", index, "--model", tiny_world.bundle, "--no-progress")
                 assert current_writer(index)["pid"] == str(writer.proc.pid)
                 r = invoke("doctor", "--index", index)
                 assert f"is writing to it now (pid {writer.proc.pid}" in r.output, r.output
@@ -451,17 +259,16 @@ def test_searches_during_updates_never_fail_and_a_second_writer_is_locked_out(tm
 
 
 # ---- a Searcher kept open across updates, and --rebuild ----------------------------------------
-def test_a_searcher_kept_open_across_updates_reads_the_index_again(tmp_path_factory, tmp_path, monkeypatch):
+def test_a_searcher_kept_open_across_updates_reads_the_index_again(tiny_world, tmp_path, monkeypatch, invoke):
     """A Searcher opened before a run that replaced one video and deleted another, and then deleted
     their cache files (``RETAIN_RETIRED_S`` is 0 here, as if the run came 10 minutes later), reads
     the index again when it finds those files gone, and answers from the index as it is now."""
     from vidseek.library.searcher import Searcher
 
-    world = tiny_world(tmp_path_factory)
     library, index = tmp_path / "lib", tmp_path / "idx"
     for k in range(3):
         write_video(library / f"v{k}.mp4", seconds=5 + k, seed=k)
-    code, out = run_index(library, index, world.bundle)
+    code, out = run_index(library, index, tiny_world.bundle)
     assert code == 0, out
     monkeypatch.setattr("vidseek.index.integrity.RETAIN_RETIRED_S", 0.0)
     with Searcher(index) as searcher:
@@ -469,7 +276,7 @@ def test_a_searcher_kept_open_across_updates_reads_the_index_again(tmp_path_fact
         assert {m.video for m in searcher.search(QUERY, top_k=20)} == {"v0.mp4", "v1.mp4", "v2.mp4"}
         write_video(library / "v0.mp4", seconds=7, seed=10)  # replaced: encoded again under a new id
         (library / "v1.mp4").unlink()
-        r = invoke("index", library, "--index", index, "--model", world.bundle, "--no-progress")
+        r = invoke("index", library, "--index", index, "--model", tiny_world.bundle, "--no-progress")
         assert r.exit_code == 0 and "1 changed" in r.output and "1 deleted" in r.output, r.output
         assert sum(not FeatureCache(index, "states").has(vid) for vid in before) == 2  # their files are gone
         moments = searcher.search(QUERY, top_k=20)  # would read the deleted files, reads the index again
@@ -478,24 +285,23 @@ def test_a_searcher_kept_open_across_updates_reads_the_index_again(tmp_path_fact
         assert {m.video for m in moments} == {"v0.mp4", "v2.mp4"}
 
 
-def test_rebuild_discards_the_index_and_searches_opened_before_keep_working(tmp_path_factory, tmp_path):
+def test_rebuild_discards_the_index_and_searches_opened_before_keep_working(tiny_world, tmp_path, invoke):
     """Other settings are refused with a message that names --rebuild; with it the index is
     emptied and every video encoded again under fresh ids, while a Searcher opened before still
     answers from the old videos (their rows are retired, their files kept ``RETAIN_RETIRED_S``)."""
     from vidseek.library.searcher import Searcher
 
-    world = tiny_world(tmp_path_factory)
     library, index = tmp_path / "lib", tmp_path / "idx"
     for k in range(3):
         write_video(library / f"v{k}.mp4", seconds=6 + k, seed=k)
-    code, out = run_index(library, index, world.bundle)
+    code, out = run_index(library, index, tiny_world.bundle)
     assert code == 0, out
     old = check_index(index)
     wider = ["--window", 6, "--stride", 3]
-    r = invoke("index", library, "--index", index, "--model", world.bundle, "--no-progress", *wider)
+    r = invoke("index", library, "--index", index, "--model", tiny_world.bundle, "--no-progress", *wider)
     assert r.exit_code == 1 and "window_s=4.0" in r.output and "--rebuild" in r.output, r.output
     with Searcher(index) as searcher:
-        r = invoke("index", library, "--index", index, "--model", world.bundle, "--no-progress", "--rebuild", *wider)
+        r = invoke("index", library, "--index", index, "--model", tiny_world.bundle, "--no-progress", "--rebuild", *wider)
         assert r.exit_code == 0 and "3 new, 0 changed" in r.output and "indexed 3" in r.output, r.output
         old_moments = searcher.search(QUERY, top_k=20)
         assert {m.video for m in old_moments} == set(old) and set(searcher.videos) == set(old.values())
@@ -510,16 +316,15 @@ def test_rebuild_discards_the_index_and_searches_opened_before_keep_working(tmp_
 
 
 @pytest.mark.parametrize("damage", ["garbage", "newer schema"])
-def test_rebuild_replaces_a_catalog_that_cannot_be_read(tmp_path_factory, tmp_path, damage):
+def test_rebuild_replaces_a_catalog_that_cannot_be_read(tiny_world, tmp_path, damage, invoke):
     """A damaged catalog, or one of a newer schema, is refused with a message that says to run
     --rebuild; --rebuild deletes it with every cache file and indexes the library again."""
     import sqlite3
 
-    world = tiny_world(tmp_path_factory)
     library, index = tmp_path / "lib", tmp_path / "idx"
     for k in range(3):
         write_video(library / f"v{k}.mp4", seconds=5, seed=k)
-    code, out = run_index(library, index, world.bundle)
+    code, out = run_index(library, index, tiny_world.bundle)
     assert code == 0, out
     if damage == "garbage":
         (index / "catalog.sqlite").write_bytes(b"not a catalog " * 512)
@@ -527,29 +332,28 @@ def test_rebuild_replaces_a_catalog_that_cannot_be_read(tmp_path_factory, tmp_pa
         db = sqlite3.connect(index / "catalog.sqlite")
         db.execute("PRAGMA user_version = 99")
         db.close()
-    r = invoke("index", library, "--index", index, "--model", world.bundle, "--no-progress")
+    r = invoke("index", library, "--index", index, "--model", tiny_world.bundle, "--no-progress")
     assert r.exit_code == 1 and "vidseek index --rebuild" in r.output, r.output
-    r = invoke("index", library, "--index", index, "--model", world.bundle, "--no-progress", "--rebuild")
+    r = invoke("index", library, "--index", index, "--model", tiny_world.bundle, "--no-progress", "--rebuild")
     assert r.exit_code == 0 and "3 new" in r.output and "indexed 3" in r.output, r.output
     final = check_index(index)
     kept = {p.name for vid in final.values() for p in cache_files(index, vid)}
     assert {p.name for p in (index / "cache").iterdir()} == kept  # nothing of the old catalog is left
 
 
-def test_a_killed_rebuild_leaves_a_sound_index_that_the_next_rebuild_completes(tmp_path_factory, tmp_path):
+def test_a_killed_rebuild_leaves_a_sound_index_that_the_next_rebuild_completes(tiny_world, tmp_path):
     """SIGKILL `vidseek index --rebuild` at a few moments: each time the index stays sound (the
     old one, an emptied one or a partly rebuilt one) and searchable; a last --rebuild completes it."""
     from vidseek.library.searcher import Searcher
 
-    world = tiny_world(tmp_path_factory)
     library, index = tmp_path / "lib", tmp_path / "idx"
     for k in range(4):
         write_video(library / f"v{k}.mp4", seconds=5 + k, seed=k)
-    code, out = run_index(library, index, world.bundle)
+    code, out = run_index(library, index, tiny_world.bundle)
     assert code == 0, out
     landed = 0
     for delay in (0.0, 0.4, 1.2):
-        child = IndexChild(library, index, world.bundle, slow=0.5, extra=["--rebuild", "--window", 6, "--stride", 3])
+        child = IndexChild(library, index, tiny_world.bundle, slow=0.5, extra=["--rebuild", "--window", 6, "--stride", 3])
         child.go()
         time.sleep(delay)
         landed += child.kill()
@@ -559,7 +363,7 @@ def test_a_killed_rebuild_leaves_a_sound_index_that_the_next_rebuild_completes(t
         with Searcher(index) as searcher:
             assert {m.video for m in searcher.search(QUERY, top_k=20)} <= ok
     assert landed >= 2
-    child = IndexChild(library, index, world.bundle, extra=["--rebuild", "--window", 6, "--stride", 3])
+    child = IndexChild(library, index, tiny_world.bundle, extra=["--rebuild", "--window", 6, "--stride", 3])
     child.go()
     code, out = child.finish()
     assert code == 0 and "indexed 4" in out and "errors 0" in out, out
@@ -607,25 +411,24 @@ def limit_file_size(limit: int):
     return preexec
 
 
-def test_file_size_limit_gives_a_clear_error_and_keeps_the_index(tmp_path_factory, tmp_path):
+def test_file_size_limit_gives_a_clear_error_and_keeps_the_index(tiny_world, tmp_path):
     """RLIMIT_FSIZE makes every write past the limit fail with EFBIG, as on a full disk; the limits
     are chosen so that the catalog fails on opening and in the middle of the run."""
-    world = tiny_world(tmp_path_factory)
     library, built = small_library(tmp_path / "lib"), tmp_path / "built"
-    code, out = run_index(library, built, world.bundle)
+    code, out = run_index(library, built, tiny_world.bundle)
     assert code == 0, out
     before = grow(library, snapshot(built))
     messages = []
     for limit in (0, 32768, 65536):
         index = tmp_path / f"idx{limit}"
         shutil.copytree(built, index)
-        code, out = run_index(library, index, world.bundle, preexec=limit_file_size(limit))
+        code, out = run_index(library, index, tiny_world.bundle, preexec=limit_file_size(limit))
         assert code == 1 and "Traceback" not in out, out
         message = out.strip().splitlines()[-2]
         assert "disk I/O error" in message and "file size limit" in message and "re-run" in message, message
         messages.append(message.split(" in /")[0])
         check_kept(index, before)
-        code, out = run_index(library, index, world.bundle)  # with room again, the run completes
+        code, out = run_index(library, index, tiny_world.bundle)  # with room again, the run completes
         assert code == 0 and "errors 0" in out, out
         assert all(snapshot(index)[p] == row for p, row in before.items())  # not encoded again
         check_index(index)
@@ -658,20 +461,19 @@ def failed_step(output: str) -> str:
 
 
 @pytest.mark.slow
-def test_full_disk_at_every_step_gives_a_clear_error_and_keeps_the_index(tmp_path_factory, tmp_path):
+def test_full_disk_at_every_step_gives_a_clear_error_and_keeps_the_index(tiny_world, tmp_path):
     """On a small tmpfs, leave 0, 4, 8 ... KiB free and index: the disk fills up at each step of a
     run in turn (opening the catalog, saving the clip index, recording a video, writing each of its
     cache files). Each time the run stops saying the disk is full and what to do, the index stays
     sound with every video indexed before, and once there is room the next run completes it."""
-    world = tiny_world(tmp_path_factory)
     library, built = small_library(tmp_path / "lib"), tmp_path / "built"
-    code, out = run_index(library, built, world.bundle)
+    code, out = run_index(library, built, tiny_world.bundle)
     assert code == 0, out
     before = grow(library, snapshot(built))
     failed_at = {}
     with small_disk(tmp_path / "disk") as disk:
         index, ballast = disk / "idx", disk / "ballast"
-        child = IndexChild(library, index, world.bundle)
+        child = IndexChild(library, index, tiny_world.bundle)
         for free_pages in range(24):
             shutil.rmtree(index, ignore_errors=True)
             shutil.copytree(built, index)
@@ -679,7 +481,7 @@ def test_full_disk_at_every_step_gives_a_clear_error_and_keeps_the_index(tmp_pat
             ballast.write_bytes(b"\0" * ((st.f_bavail - free_pages) * st.f_frsize))
             child.go()
             code, out = child.finish()
-            child = IndexChild(library, index, world.bundle)  # loads while this run is checked
+            child = IndexChild(library, index, tiny_world.bundle)  # loads while this run is checked
             ballast.unlink()
             if code == 0:
                 break
@@ -688,7 +490,7 @@ def test_full_disk_at_every_step_gives_a_clear_error_and_keeps_the_index(tmp_pat
             failed_at[free_pages] = failed_step(out)
             check_kept(index, before)
         child.kill()
-        code, out = run_index(library, index, world.bundle)
+        code, out = run_index(library, index, tiny_world.bundle)
         assert code == 0 and "errors 0" in out, out
         check_index(index)
     steps = set(failed_at.values())
@@ -729,22 +531,21 @@ def permissions_bite(folder: Path) -> bool:
 
 
 @pytest.mark.parametrize("forbid", ["index folder", "cache folder", "catalog file"])
-def test_read_only_index_gives_a_clear_error_and_keeps_the_index(tmp_path_factory, tmp_path, forbid):
+def test_read_only_index_gives_a_clear_error_and_keeps_the_index(tiny_world, tmp_path, forbid):
     """Make part of the index read-only (for a process that cannot override that): the run stops
     with a message naming the problem and the fix, no video is marked as an error, the index stays
     sound, and once writable again the next run completes the library without encoding twice."""
     if not permissions_bite(tmp_path):
         pytest.skip("this process cannot start a child that file permissions apply to (root without CAP_SETPCAP)")
-    world = tiny_world(tmp_path_factory)
     library, index = small_library(tmp_path / "lib"), tmp_path / "idx"
-    code, out = run_index(library, index, world.bundle)
+    code, out = run_index(library, index, tiny_world.bundle)
     assert code == 0, out
     before = grow(library, snapshot(index))
     target = {"index folder": index, "cache folder": index / "cache", "catalog file": index / "catalog.sqlite"}[forbid]
     mode = target.stat().st_mode
     target.chmod(0o555 if target.is_dir() else 0o444)
     try:
-        code, out = run_index(library, index, world.bundle, preexec=unprivileged())
+        code, out = run_index(library, index, tiny_world.bundle, preexec=unprivileged())
     finally:
         target.chmod(mode)
     assert code == 1 and "Traceback" not in out, out
@@ -756,7 +557,7 @@ def test_read_only_index_gives_a_clear_error_and_keeps_the_index(tmp_path_factor
         "catalog file": r"cannot .* in .*catalog.sqlite: attempt to write a readonly database.*make it writable"}
     assert re.search(expected[forbid], message), message
     check_kept(index, before)
-    code, out = run_index(library, index, world.bundle, preexec=unprivileged())
+    code, out = run_index(library, index, tiny_world.bundle, preexec=unprivileged())
     assert code == 0 and "errors 0" in out, out
     assert all(snapshot(index)[p] == row for p, row in before.items())  # not encoded again
     check_index(index)

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from blocking import run_blocked
-from test_reliability import QUERY, check_index, invoke, run_index, tiny_world, write_video
+from helpers import QUERY, check_index, invoke, run_index
 from vidseek.index.integrity import check as check_integrity
 from vidseek.engine.bundle import BundleError, load_bundle
 from vidseek.index.cache import FeatureCache
@@ -31,11 +31,10 @@ PACKAGE = Path(__file__).resolve().parents[1] / "vidseek"
 
 
 @pytest.fixture(scope="module")
-def indexed(tmp_path_factory):
+def indexed(tiny_world, write_video, tmp_path_factory):
     """A bundle of its own (tests change it), a library of three videos and its index."""
-    world = tiny_world(tmp_path_factory)
     folder = tmp_path_factory.mktemp("tamper")
-    bundle = shutil.copytree(world.bundle, folder / "bundle")
+    bundle = shutil.copytree(tiny_world.bundle, folder / "bundle")
     library = folder / "lib"
     for k in range(3):
         write_video(library / f"v{k}.mp4", seconds=6 + 2 * k, seed=k)
@@ -334,7 +333,7 @@ def test_doctor_reports_a_sound_installation_and_index(copy):
         assert line in r.output, (line, r.output)
 
 
-def test_doctor_finds_leftovers_of_an_interrupted_run_and_a_missing_index(copy, tmp_path):
+def test_doctor_finds_leftovers_of_an_interrupted_run_and_a_missing_index(copy, tmp_path, write_video):
     bundle, library, index = copy
     write_video(library / "v3.mp4", seconds=5, seed=3)
     with Catalog(index) as cat:  # what a run killed while encoding v3.mp4 leaves: a pending row, stray files

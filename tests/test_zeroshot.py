@@ -13,16 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from blocking import run_blocked
-from vidseek.cli.main import cli
 from vidseek.engine.decode import decode_similarity, similarity_span, smooth_curve
 from vidseek.engine.bundle import BundleError
-
-
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
 
 
 # ---- the curve-to-span rule -----------------------------------------------------------------------
@@ -89,19 +83,14 @@ def test_decode_similarity_maps_steps_to_seconds_within_the_valid_length():
 
 
 @pytest.fixture(scope="module")
-def zero_shot(tmp_path_factory):
+def zero_shot(tiny_clip_dir, synth_library, invoke, tmp_path_factory):
     """A tiny CLIP, its zero-shot bundle (exported by the CLI) and a small synthetic library."""
-    from vidseek.trainer.encoders import tiny_clip
-
     root = tmp_path_factory.mktemp("zeroshot")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HF_HUB_OFFLINE", "1")
-        clip = tiny_clip(root / "clip")
-        r = invoke("export", "--clip", clip, root / "bundle")
+        r = invoke("export", "--clip", tiny_clip_dir, root / "bundle")
     assert r.exit_code == 0, r.output
-    r = invoke("synth", root / "syn", "--videos", 3, "--min-duration", 8, "--max-duration", 10, "--no-progress")
-    assert r.exit_code == 0, r.output
-    return {"root": root, "clip": clip, "bundle": root / "bundle", "output": r.output, "library": root / "syn" / "videos"}
+    return {"root": root, "clip": tiny_clip_dir, "bundle": root / "bundle", "library": synth_library / "videos"}
 
 
 def test_export_clip_writes_a_verified_zero_shot_bundle(zero_shot):
@@ -124,7 +113,7 @@ def test_export_clip_writes_a_verified_zero_shot_bundle(zero_shot):
         bundle.length
 
 
-def test_export_clip_cli_prints_parity_and_refuses_bad_options(zero_shot, tmp_path):
+def test_export_clip_cli_prints_parity_and_refuses_bad_options(zero_shot, tmp_path, invoke):
     r = invoke("export", "--clip", zero_shot["clip"], tmp_path / "b", "--no-check")
     assert r.exit_code == 0, r.output
     assert "frame_encoder.onnx" in r.output and "text_encoder.onnx" in r.output and "fingerprint" in r.output
@@ -148,11 +137,11 @@ def test_clip_parity_is_measured_against_pytorch(zero_shot):
 SEARCH = """
 import sys
 from vidseek.cli.main import cli
-cli.main(["search", "a person opens the door", "--index", sys.argv[1], "--json", "--top-k", "5"])
+cli.main(["search", "a person opens the door", "--index", sys.argv[1], "--json", "--top-k", "5", *sys.argv[2:]])
 """
 
 
-def test_index_and_search_a_library_zero_shot_without_torch(zero_shot, tmp_path):
+def test_index_and_search_a_library_zero_shot_without_torch(zero_shot, tmp_path, invoke):
     from vidseek.index.cache import FeatureCache
     from vidseek.index.catalog import Catalog
 
@@ -166,7 +155,9 @@ def test_index_and_search_a_library_zero_shot_without_torch(zero_shot, tmp_path)
         states = np.asarray(FeatureCache(index, "states").get(v.id), np.float32)
         assert states.shape == (v.steps, 16)
         np.testing.assert_allclose(np.linalg.norm(states, axis=1), 1.0, atol=2e-3)
-    r = run_blocked(SEARCH, str(index))
+    r = run_blocked(SEARCH, str(index))  # a random CLIP: nothing clears the default threshold of zero-shot bundles
+    assert r.returncode == 0 and r.stdout.strip() == "", r.stdout + r.stderr
+    r = run_blocked(SEARCH, str(index), "--min-score", "0")
     assert r.returncode == 0, r.stderr
     moments = [json.loads(x) for x in r.stdout.strip().splitlines()]
     assert 1 <= len(moments) <= 5 and [m["rank"] for m in moments] == list(range(1, len(moments) + 1))
@@ -175,7 +166,7 @@ def test_index_and_search_a_library_zero_shot_without_torch(zero_shot, tmp_path)
         assert m["video"] in videos and "phrases" not in m
         assert 0 <= m["start"] < m["end"] <= videos[m["video"]].duration + 0.21  # whole steps of 0.2 s
         assert -1 <= m["span"] <= 1 and -1 <= m["retrieval"] <= 1
-        assert m["score"] == pytest.approx(0.5 * m["retrieval"] + 0.5 * m["span"], abs=2e-4)
+        assert 0 <= m["score"] <= 1  # the relevance of the zero-shot default calibration
     r = invoke("search", "a person opens the door", "--index", index, "--phrases")
     assert r.exit_code == 2 and "clip-zero-shot" in r.output and "PLPNet" in r.output
 
@@ -186,13 +177,14 @@ def test_zero_shot_grounder_on_one_video(zero_shot):
 
     g = Grounder(load_bundle(zero_shot["bundle"]))
     video = sorted(zero_shot["library"].glob("*.mp4"))[0]
-    features, duration = g.video_features(video)
+    features, info = g.video_features(video)
+    duration = info.duration
     assert features.shape == (round(duration * 5), 16)
     [[start, end, peak]] = g.ground(features, "someone waves", duration)["windows"]
     assert 0 <= start < end <= duration + 0.21 and -1 <= peak <= 1
 
 
-def test_clip_choice_is_exported_once_into_the_cache(zero_shot, tmp_path, monkeypatch):
+def test_clip_choice_is_exported_once_into_the_cache(zero_shot, tmp_path, monkeypatch, invoke):
     from vidseek.library.models import resolve_model
 
     monkeypatch.setenv("VIDSEEK_CACHE", str(tmp_path / "cache"))
@@ -239,6 +231,6 @@ def test_real_clips_index_and_search_zero_shot(zero_shot, tmp_path):
         n = len([p for p in ASSETS.iterdir() if p.suffix in (".mp4", ".mkv", ".webm")])
         assert len(report.indexed) == n and not report.errors
         durations = {v.path: v.duration for v in index.videos("ok")}
-        moments = index.search("a rabbit in the forest", top_k=5)
+        moments = index.search("a rabbit in the forest", top_k=5, min_score=0)  # a random CLIP: every candidate
     assert len(moments) == 5
     assert all(0 <= m.start < m.end <= durations[m.video] + 0.21 for m in moments)

@@ -330,9 +330,19 @@ def evaluate_files(gt_path: str | Path, pred_path: str | Path) -> dict[str, Any]
     all its ground-truth windows, rounded to two decimals) and ``"num_queries"`` (queries per
     length bucket).
     """
-    gt_path, pred_path = Path(gt_path), Path(pred_path)
-    gt_records = [(f"{gt_path} line {n}", r) for n, r in _read_jsonl(gt_path)]
-    pred_records = [(f"{pred_path} line {n}", r) for n, r in _read_jsonl(pred_path)]
+    return evaluate(read_located(gt_path), read_located(pred_path))
+
+
+def read_located(path: str | Path) -> list[tuple[str, dict[str, Any]]]:
+    """``(location, object)`` of each line of a JSON-lines file, the location as ``"FILE line N"``."""
+    path = Path(path)
+    return [(f"{path} line {n}", record) for n, record in _read_jsonl(path)]
+
+
+def evaluate(gt_records: Sequence[tuple[str, Mapping[str, Any]]],
+             pred_records: Sequence[tuple[str, Mapping[str, Any]]]) -> dict[str, Any]:
+    """:func:`evaluate_files` on records already read: ``(location, record)`` pairs, the location
+    naming where a record came from in error messages (``"gt.jsonl line 3"``)."""
     queries = build_queries(gt_records, pred_records)
     report = _moment_retrieval_report(queries)
     grounding = grounding_metrics(

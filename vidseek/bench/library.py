@@ -147,8 +147,9 @@ def _write_files(folder: Path, bundle: Bundle, spec: LibrarySpec, identity: dict
     clear_folder(folder)
     folder.mkdir(parents=True)
     (folder / MARKER).write_text("written by `vidseek bench`; safe to delete\n")
-    root = folder / "videos"  # the library root: exists, holds no files (nothing is decoded)
-    root.mkdir()
+    # the library root, never created: nothing is decoded, and a search treats a missing library folder
+    # as one not mounted (its moments are returned from the cache, not left out as deleted files)
+    root = folder / "videos"
     _, h, e = bundle_dims(bundle)
     rate = bundle_rate(bundle)
     rng = np.random.default_rng(spec.seed)

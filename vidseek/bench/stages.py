@@ -117,12 +117,12 @@ def index_stages(grounder: Grounder, videos: list[Path], warmup: int, repeat: in
         for path in videos:
             timings: dict[str, float] = {}
             t0 = time.perf_counter()
-            feats, duration = grounder.video_features(path, timings=timings)
+            feats, info = grounder.video_features(path, timings=timings)
             t1 = time.perf_counter()
             grounder.video_outputs(feats[None])
             t2 = time.perf_counter()
             rows.append({"decode": timings["decode"], "frame_encoder": timings["frame_encoder"],
-                         "video_encoder": t2 - t1, "total": t2 - t0, "duration": duration, "steps": len(feats)})
+                         "video_encoder": t2 - t1, "total": t2 - t0, "duration": info.duration, "steps": len(feats)})
     video_s = sum(r["duration"] for r in rows)
     out = {"videos": len(videos), "runs": len(rows), "video_seconds": round(video_s / max(1, repeat), 3),
            "steps": int(sum(r["steps"] for r in rows) / max(1, repeat))}

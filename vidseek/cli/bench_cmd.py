@@ -126,7 +126,7 @@ def bench_cmd(bundle_dir, run_dir, backends, library_sizes, parts, videos_dir, i
     try:
         report = run_benchmark(config, log=lambda line: click.echo(line, err=True))
     except (*USER_ERRORS, ValueError) as exc:  # ValueError: a configuration the benchmark cannot run
-        raise click.ClickException(shown(exc)) from exc
+        raise click.ClickException(shown(exc, lines=True)) from exc
 
     def say(text: str) -> None:  # with --json, stdout holds the JSON document only
         click.echo(text, err=as_json)

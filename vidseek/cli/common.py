@@ -18,6 +18,9 @@ index_option = click.option("--index", "index_dir", type=click.Path(file_okay=Fa
                             help="Index folder (default: $VIDSEEK_INDEX, else ./.vidseek).")
 backend_option = click.option("--backend", type=click.Choice(list(BACKENDS)), default="onnxruntime", show_default=True,
                               help="Inference runtime of the bundle's graphs.")
+# The annotation formats of vidseek.trainer.data.annotations (train, predict, eval); named here so that
+# the command line loads without the trainer (tests/test_cli_json.py keeps the two the same)
+DATASETS = ("charades-sta", "activitynet", "tacos", "qvhighlights", "jsonl")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 
 # A user error says what was wrong and what to do (VidseekError); an OSError names the file and
@@ -32,12 +35,13 @@ def default_index() -> Path:
     return default_index_dir()
 
 
-def shown(text) -> str:
-    """Text safe to print: a file name that is not UTF-8 shows its odd bytes as \\xNN instead of
-    crashing the output (``vidseek.index.catalog.printable``)."""
+def shown(text, lines: bool = False) -> str:
+    """Text safe to print on a terminal: a file name that is not UTF-8 shows its odd bytes as \\xNN,
+    and control characters (escape sequences, BEL, newlines that would split a row) their escapes
+    (``vidseek.index.catalog.printable``); with ``lines``, a message keeps its newlines."""
     from vidseek.index.catalog import printable
 
-    return printable(str(text))
+    return printable(str(text), lines=lines)
 
 
 @contextmanager
@@ -46,7 +50,7 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except USER_ERRORS as exc:
-        raise click.ClickException(shown(exc)) from exc
+        raise click.ClickException(shown(exc, lines=True)) from exc
 
 
 def echo_json(document) -> None:
@@ -55,22 +59,21 @@ def echo_json(document) -> None:
 
 
 @contextmanager
-def damaged_videos_shown() -> Iterator[None]:
-    """Print the ``DamagedVideoWarning`` of each video a search skips as a ``warning:`` line on
-    stderr, when it happens (other warnings are shown as usual)."""
-    from vidseek.library.searcher import DamagedVideoWarning
-
+def warnings_shown(*categories: type[Warning]) -> Iterator[None]:
+    """Print each warning of ``categories`` (a video a search skips, a video read only in part) as a
+    ``warning:`` line on stderr, when it happens; other warnings are shown as usual."""
     with warnings.catch_warnings():
         show = warnings.showwarning
 
         def showwarning(message, category, filename, lineno, file=None, line=None):
-            if issubclass(category, DamagedVideoWarning):
-                click.echo(f"warning: {shown(message)}", err=True)
+            if issubclass(category, categories):
+                click.echo(f"warning: {shown(message, lines=True)}", err=True)
             else:
                 show(message, category, filename, lineno, file, line)
 
         warnings.showwarning = showwarning
-        warnings.simplefilter("always", DamagedVideoWarning)
+        for category in categories:
+            warnings.simplefilter("always", category)
         yield
 
 

@@ -7,6 +7,9 @@ prints the moments found next to the ground truth the renderer knows. Torch-free
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -14,13 +17,29 @@ import click
 import numpy as np
 
 from vidseek.cli.common import user_errors
+from vidseek.cli.search_cmd import no_match
 
+NONSENSE = "qwzx blorft"  # made-up words: the calibrated score answers that nothing matches
 DEMO_SEED = 2026  # a world the built-in bundle never saw (it was trained on seed 11, tested on 12)
 QUERIES = {  # the demo's queries and the synthetic world's action each one names
     "person opens door": "open_door",
     "someone turns off the light": "turn_off_light",
     "a person sits down on the chair": "sit_down",
 }
+
+
+def this_command() -> str:
+    """How to run this vidseek from the user's shell: ``vidseek`` when that name finds this very
+    program (an activated environment, a pip install), else its path (``.venv/bin/vidseek`` after
+    ``make demo``)."""
+    me = Path(sys.argv[0])
+    if me.name != "vidseek":  # run some other way (python -c, a test runner): the module path always works
+        return f"{sys.executable} -c 'from vidseek.cli.main import cli; cli()'"
+    found = shutil.which("vidseek")
+    if found and Path(found).resolve() == me.resolve():
+        return "vidseek"
+    relative = os.path.relpath(me.resolve())
+    return relative if not relative.startswith("..") else str(me.resolve())
 
 
 def _iou(a: tuple[float, float], b: tuple[float, float]) -> float:
@@ -41,6 +60,10 @@ def _truth(manifest: dict) -> dict[tuple[str, str], list[tuple[float, float]]]:
 def _show(query: str, verb: str, moments, truth, top_k: int) -> tuple[int, int]:
     """Print the ranked moments with the nearest true moment of the named action; returns (hits, shown)."""
     click.echo(f'\n$ vidseek search "{query}" --top-k {top_k}')
+    videos_with = len({k[0] for k in truth if k[1] == verb})
+    if not moments and moments.best is not None:
+        click.echo(f"{no_match(query, moments)}\n({videos_with} videos of the library contain a '{verb}' moment)")
+        return 0, 0
     click.echo(f"{'rank':>4}  {'score':>6}  {'found':>13}  {'truth':>13}  {'IoU':>5}  video")
     hits = 0
     for m in moments:
@@ -50,7 +73,6 @@ def _show(query: str, verb: str, moments, truth, top_k: int) -> tuple[int, int]:
         hits += iou >= 0.5
         shown = f"{best[0]:5.1f}-{best[1]:5.1f} s" if best else f"{'(none)':>13}"
         click.echo(f"{m.rank:>4}  {m.score:6.3f}  {m.start:5.1f}-{m.end:5.1f} s  {shown}  {iou:5.2f}  {m.video}")
-    videos_with = len({k[0] for k in truth if k[1] == verb})
     click.echo(f"{hits} of {len(moments)} moments overlap a true '{verb}' moment by IoU >= 0.5 "
                f"({videos_with} videos of the library contain one)")
     return hits, len(moments)
@@ -86,5 +108,8 @@ def demo_cmd(demo_dir: Path, n_videos: int, top_k: int, workers: int) -> None:
         truth = _truth(manifest)
         results = [_show(q, verb, index.search(q, top_k=top_k), truth, top_k) for q, verb in QUERIES.items()]
         hits, shown = sum(h for h, _ in results), sum(n for _, n in results)
-    click.echo(f"\n{hits} of {shown} moments found are true moments; demo took "
-               f"{time.perf_counter() - t0:.0f} s. Try your own query: vidseek search \"QUERY\" --index {demo_dir / 'index'}")
+        nonsense = index.search(NONSENSE, top_k=top_k)
+        click.echo(f'\n$ vidseek search "{NONSENSE}"\n' + (no_match(NONSENSE, nonsense) if nonsense.best else
+                   f"{len(nonsense)} moments at or above the threshold {nonsense.threshold:.3f}"))
+    click.echo(f"\n{hits} of {shown} moments found are true moments; demo took {time.perf_counter() - t0:.0f} s. "
+               f"Try your own query:\n  {this_command()} search \"QUERY\" --index {demo_dir / 'index'}")

@@ -30,7 +30,7 @@ def doctor_cmd(index_dir: Path | None, as_json: bool) -> None:
                    "warnings": warnings, "findings": [f.to_dict() for f in findings]})
     else:
         for finding in findings:
-            click.echo(shown(finding.line()))
+            click.echo(shown(finding.line(), lines=True))
         if index_dir is None:
             click.echo(f"INFO  index: none checked (no index at {default_index()}; pass --index DIR)")
         click.echo(f"{problems} problems, {warnings} warnings")

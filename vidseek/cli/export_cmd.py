@@ -44,11 +44,13 @@ def _status(report) -> None:
 @click.option("--int8", is_flag=True, help="TensorRT: build INT8 engines calibrated on --calib.")
 @click.option("--calib", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="INT8 calibration inputs (.npz of GRAPH.INPUT arrays).")
 @click.option("--opset", type=click.IntRange(14, 20), default=17, show_default=True, help="ONNX opset.")
+@click.option("--domain", type=click.Choice(["synthetic", "real", "unknown"]), default="unknown", show_default=True,
+              help="What footage the run was trained on; search tells users of a synthetic-only bundle.")
 @click.option("--check/--no-check", default=True, show_default=True, help="Measure every graph against PyTorch after export.")
 @click.option("--text-precision", type=click.Choice(["fp32", "int8", "fp16"]), default="fp32", show_default=True,
               help="Store the text encoder in int8 (about 4x smaller) or fp16, kept only if its outputs agree "
                    "with the fp32 graph (cosine >= 0.98).")
-def export_cmd(run_dir, out_dir, clip_source, fmt, fp16, int8, calib, opset, check, text_precision):
+def export_cmd(run_dir, out_dir, clip_source, fmt, fp16, int8, calib, opset, domain, check, text_precision):
     """Export RUN_DIR (from `vidseek train`) to a bundle: separate video encoder, text encoder and head graphs.
 
     With --clip ID_OR_PATH, export a CLIP model as a zero-shot bundle (its image and text towers, no
@@ -90,7 +92,7 @@ def export_cmd(run_dir, out_dir, clip_source, fmt, fp16, int8, calib, opset, che
 
     try:
         click.echo(f"exporting {run_dir} -> {out_dir} (ONNX opset {opset})")
-        export_bundle(run_dir, out_dir, opset, on_graph=_status)
+        export_bundle(run_dir, out_dir, opset, on_graph=_status, domain=domain)
         bundle = load_bundle(out_dir)
         click.echo(f"  tokenizer.json, bundle.json (fingerprint {bundle.fingerprint})")
         if check:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from vidseek.cli.common import backend_option, echo_json, index_option, json_option, shown, user_errors
+from vidseek.cli.common import backend_option, echo_json, index_option, json_option, shown, user_errors, warnings_shown
 
 
 @click.command("index")
@@ -28,18 +28,23 @@ from vidseek.cli.common import backend_option, echo_json, index_option, json_opt
 def index_cmd(video_dir: Path, index_dir: Path | None, model: str, window_s: float, stride_s: float, rebuild: bool,
               backend: str, progress: bool, as_json: bool) -> None:
     """Index VIDEO_DIR (recursively): new and changed videos are encoded once, deleted ones dropped."""
+    from vidseek.engine.video import VideoDecodeWarning
     from vidseek.library.api import Index
+    from vidseek.library.models import domain_note
 
     def exporting(source: str, folder: Path) -> None:
         click.echo(f"exporting CLIP {source} as a zero-shot bundle into {folder} (once)", err=True)
 
     index = Index(index_dir, backend=backend)
-    with user_errors():
+    with user_errors(), warnings_shown(VideoDecodeWarning):
         report = index.add(video_dir, model=model, window_s=window_s, stride_s=stride_s, progress=progress,
                            on_export=exporting, rebuild=rebuild)
     if as_json:
         echo_json({"index": str(index.path), **report.to_dict()})
         return
+    note = domain_note(report.domain)
+    if note:
+        click.echo(note, err=True)
     for path, error in report.errors:
         click.echo(f"  skipped {shown(path)}: {shown(error)}", err=True)
     click.echo(f"{index.path}: {report.summary()}")

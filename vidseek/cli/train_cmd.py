@@ -8,11 +8,8 @@ from pathlib import Path
 
 import click
 
-from vidseek.cli.common import USER_ERRORS, check_device
-
+from vidseek.cli.common import DATASETS, USER_ERRORS, check_device
 from vidseek.engine.registry import MODEL_NAMES, family
-
-DATASETS = ["charades-sta", "activitynet", "tacos", "qvhighlights", "jsonl"]
 
 
 def _parse_settings(pairs: tuple[str, ...]) -> dict:

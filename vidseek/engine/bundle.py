@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from vidseek.engine.calibration import problems as calibration_problems
 from vidseek.engine.registry import KNOWN_MODELS
 from vidseek.errors import VidseekError
 
 BUNDLE_FORMAT_VERSION = 1
+DESCRIPTIVE_KEYS = ("trained", "vidseek_version", "domain")  # bundle.json fields that change no output
+DOMAINS = ("synthetic", "real", "unknown")  # what footage a bundle was trained on (bundle.json "domain")
+DERIVED_FOLDERS = ("tensorrt", "trt_cache")  # engines built from the bundle's graphs on a GPU
+MAX_FRAME_SIDE = 4096  # a frame encoder's input, pixels per side
 
 
 class BundleError(VidseekError):
@@ -51,6 +57,12 @@ class Bundle:
         return bool(self.meta.get("zero_shot", False))
 
     @property
+    def domain(self) -> str:
+        """What footage the model was trained on: "synthetic" (vidseek's synthetic world only, as the
+        built-in bundle), "real", or "unknown" (bundles exported before bundles said so)."""
+        return self.meta.get("domain", {}).get("kind", "unknown")
+
+    @property
     def graphs(self) -> dict:
         return self.meta["graphs"]
 
@@ -74,9 +86,11 @@ class Bundle:
 
     @property
     def fingerprint(self) -> str:
-        """A short id of the bundle's content: sha256 over its files' hashes."""
-        joined = "".join(f"{k}:{v};" for k, v in sorted(self.meta["files"].items()))
-        return hashlib.sha256(joined.encode()).hexdigest()[:16]
+        """A short id of everything that shapes the bundle's outputs: sha256 over bundle.json (every
+        setting, and the sha256 of every file, which ``load_bundle`` verifies) less the fields that
+        describe how it was made (``DESCRIPTIVE_KEYS``)."""
+        shaping = {k: v for k, v in self.meta.items() if k not in DESCRIPTIVE_KEYS}
+        return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:16]
 
     def tokenizer(self):
         from tokenizers import Tokenizer
@@ -108,6 +122,10 @@ def _check_layout(meta, meta_path: Path) -> None:
     if not isinstance(words, dict) or not isinstance(words.get("tokenizer"), str):
         problems.append("'words' must name the tokenizer file")
         words = {}
+    problems += _setting_problems(meta) + calibration_problems(meta.get("calibration"))
+    domain = meta.get("domain", {"kind": "unknown"})
+    if not (isinstance(domain, dict) and domain.get("kind") in DOMAINS):
+        problems.append(f"'domain' must be {{\"kind\": one of {', '.join(DOMAINS)}}}, got {domain!r}")
     named = {g["file"] for g in graphs.values()} | ({words["tokenizer"]} if words else set())
     unhashed = sorted(named - set(files))
     if unhashed:
@@ -115,6 +133,58 @@ def _check_layout(meta, meta_path: Path) -> None:
     if problems:
         raise BundleError(f"{meta_path} is not a valid bundle description: {'; '.join(problems)}. The file was edited "
                           "or damaged: re-export the bundle with `vidseek export`")
+
+
+def _positive(value, integer: bool = False, most: float = math.inf) -> bool:
+    kinds = (int,) if integer else (int, float)
+    return (isinstance(value, kinds) and not isinstance(value, bool) and math.isfinite(value)
+            and 0 < value <= most)
+
+
+def _setting_problems(meta: dict) -> list[str]:
+    """The settings of bundle.json that no model can run with, each named (an edited or damaged file)."""
+    problems = []
+    features = meta.get("features") if isinstance(meta.get("features"), dict) else {}
+    checks = [("features.dim", features.get("dim"), True, math.inf)]
+    if "length" in features and features["length"] is not None:
+        checks.append(("features.length", features["length"], True, math.inf))
+    if features.get("rate") is not None:  # None: features precomputed at a rate the bundle does not know
+        checks.append(("features.rate", features["rate"], False, 1000.0))
+    if meta.get("retrieval_dim"):  # 0 or absent: no retrieval embedding (such a bundle cannot index a library)
+        checks.append(("retrieval_dim", meta["retrieval_dim"], True, math.inf))
+    encoder = features.get("frame_encoder")
+    if encoder is not None:
+        spec = encoder.get("spec") if isinstance(encoder, dict) else None
+        spec = spec if isinstance(spec, dict) else {}
+        checks += [("features.frame_encoder.rate", encoder.get("rate") if isinstance(encoder, dict) else None,
+                    False, 1000.0),
+                   ("features.frame_encoder.spec.width", spec.get("width"), True, MAX_FRAME_SIDE),
+                   ("features.frame_encoder.spec.height", spec.get("height"), True, MAX_FRAME_SIDE)]
+        for key in ("mean", "std"):
+            values = spec.get(key)
+            if not (isinstance(values, list) and len(values) == 3
+                    and all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
+                    and (key == "mean" or all(v > 0 for v in values))):
+                problems.append(f"features.frame_encoder.spec.{key} must be 3 finite numbers"
+                                + (" > 0" if key == "std" else "") + f", got {values!r}")
+    for name, value, integer, most in checks:
+        if not _positive(value, integer, most):
+            kind = "a whole number" if integer else "a number"
+            bound = "" if most == math.inf else f" and at most {most:g}"
+            problems.append(f"{name} must be {kind} > 0{bound}, got {value!r}")
+    return problems
+
+
+def _unlisted(root: Path, files: dict) -> list[str]:
+    """Files in the bundle folder that bundle.json does not list (so would not be verified): an
+    ONNX graph's external data, say. Hidden files and the engines built from the graphs are not counted."""
+    found = []
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        if (path.is_file() and rel.as_posix() not in files and rel.as_posix() != "bundle.json"
+                and not any(p.startswith(".") for p in rel.parts) and rel.parts[0] not in DERIVED_FOLDERS):
+            found.append(rel.as_posix())
+    return found
 
 
 def load_bundle(path: str | Path, verify: bool = True) -> Bundle:
@@ -135,6 +205,11 @@ def load_bundle(path: str | Path, verify: bool = True) -> Bundle:
         )
     _check_layout(meta, meta_path)
     if verify:
+        unlisted = _unlisted(root, meta["files"])
+        if unlisted:
+            raise BundleError(f"bundle {root} holds {', '.join(unlisted[:5])}, which bundle.json does not list, so it "
+                              "cannot be verified (an ONNX graph's external data must be listed too); remove it, or "
+                              "re-export the bundle with `vidseek export`")
         for name, digest in meta["files"].items():
             file = _inside(root, name)
             if not file.is_file():

@@ -14,6 +14,7 @@ from vidseek.engine.decode import decode_phrases, decode_windows
 from vidseek.engine.bundle import Bundle
 from vidseek.engine.registry import GRAPH_NAMES, family
 from vidseek.engine.session import make_session
+from vidseek.engine.video import VideoInfo
 from vidseek.errors import VidseekError
 from vidseek.spans import resample_features
 
@@ -58,6 +59,13 @@ class Grounder:
         names = [g for g in GRAPH_NAMES if g in bundle.graphs]
         self.sessions = {g: make_session(bundle.graph_path(g), backend, threads=threads) for g in names}
         self.tokenizer = bundle.tokenizer()
+        # the tokenizer's own special tokens ([CLS], [SEP], [PAD] of WordPiece, <|startoftext|> of CLIP's
+        # BPE ...) and its unknown-word token ([UNK], <unk>): a query needs a token that is neither
+        added = self.tokenizer.get_added_tokens_decoder()
+        self._special = {i for i, t in added.items() if t.special}
+        self._special_text = {t.content for t in added.values() if t.special}
+        unk = getattr(self.tokenizer.model, "unk_token", None)
+        self._unknown = {self.tokenizer.token_to_id(unk)} - {None} if unk else set()
 
     # ---- query side ----------------------------------------------------------------------------
     def tokenize(self, queries: list[str]) -> tuple[dict[str, np.ndarray], list[list[str]]]:
@@ -65,12 +73,12 @@ class Grounder:
         for q in queries:
             check_text(q)
         encs = self.tokenizer.encode_batch([q.strip() for q in queries])
-        unk = self.tokenizer.token_to_id("<unk>")
         for q, e in zip(queries, encs):
-            if not q.strip() or not e.ids:
-                raise QueryError(f"query {quoted(q)} is empty: type a few words describing the moment, "
-                                 "e.g. 'person opens door'")
-            if unk is not None and all(i == unk for i in e.ids):
+            words = [i for i in e.ids if i not in self._special]
+            if not words:  # blank, or only characters the tokenizer drops (controls, zero-width, bidi marks)
+                raise QueryError(f"query {quoted(q)} is empty: it has no word this model can read; type a few "
+                                 "words describing the moment, e.g. 'person opens door'")
+            if all(i in self._unknown for i in words):
                 raise QueryError(f"none of the words of {quoted(q)} is known to this model's vocabulary; "
                                  "describe the moment with other words")
         m = max(len(e.ids) for e in encs)
@@ -80,6 +88,10 @@ class Grounder:
             ids[i, : len(e.ids)] = e.ids
             mask[i, : len(e.ids)] = 1
         return {"input_ids": ids, "attention_mask": mask}, [e.tokens for e in encs]
+
+    def content_tokens(self, tokens: list[str]) -> int:
+        """How many of a query's ``tokens`` (as ``tokenize`` gives them) are not special tokens."""
+        return sum(t not in self._special_text for t in tokens)
 
     def encode_text(self, queries: list[str], timings: dict[str, float] | None = None) -> dict[str, np.ndarray]:
         """The text encoder's outputs for ``queries``, and their ``tokens``. ``timings`` (optional)
@@ -96,8 +108,9 @@ class Grounder:
 
     # ---- video side ----------------------------------------------------------------------------
     def video_features(self, path, decoder: str = "auto", chunk: int = 256,
-                       timings: dict[str, float] | None = None) -> tuple[np.ndarray, float]:
-        """Decode a video file at the bundle's rate and run the frame encoder: ((T, D) features, duration s).
+                       timings: dict[str, float] | None = None) -> tuple[np.ndarray, VideoInfo]:
+        """Decode a video file at the bundle's rate and run the frame encoder: (T, D) features and the
+        file's ``VideoInfo`` (its ``duration`` is the seconds of footage, its ``gaps`` what was skipped).
 
         Frames are sampled and preprocessed by the same code the encoder was trained or exported with.
         ``timings`` (optional) accumulates the seconds spent in "frame_encoder" and, for the rest
@@ -121,7 +134,7 @@ class Grounder:
         if timings is not None:
             _add(timings, "frame_encoder", encoding)
             _add(timings, "decode", time.perf_counter() - t0 - encoding)
-        return np.concatenate(parts), chunks.info.duration
+        return np.concatenate(parts), chunks.info
 
     def encode_video(self, features: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
         """features (B, T, D) -> video states (B, T, H)."""

@@ -137,7 +137,7 @@ def graph_spec(model_name: str, graph: str, retrieval: bool = False) -> GraphSpe
     for spec in graphs_for(model_name, with_frame_encoder=True, retrieval=retrieval):
         if spec.name == graph:
             return spec
-    raise ValueError(f"a {model_name} bundle has no {graph} graph")
+    raise ValueError(f"a bundle of model {model_name} has no {graph} graph")
 
 
 # Export formats and runtime backends. "available" is checked at run time by the engine.

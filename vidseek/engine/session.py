@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vidseek.engine.bundle import BundleError
 from vidseek.engine.registry import BACKENDS
 from vidseek.errors import VidseekError
 
@@ -54,8 +55,14 @@ class OrtSession:
             )
         opts = session_options(threads)
         self.path = Path(path)
-        self._s = ort.InferenceSession(str(path), opts, providers=list(providers),
-                                       provider_options=provider_options or [{} for _ in providers])
+        try:
+            self._s = ort.InferenceSession(str(path), opts, providers=list(providers),
+                                           provider_options=provider_options or [{} for _ in providers])
+        except Exception as exc:  # onnxruntime's own errors (Fail, InvalidGraph, NoSuchFile ...)
+            lines = str(exc).strip().splitlines() or [type(exc).__name__]
+            raise BundleError(f"onnxruntime cannot load the graph {path} ({lines[0][:300]}): the file is damaged, "
+                              "or its external data is missing or lies outside the bundle folder; re-export the "
+                              "bundle with `vidseek export`") from None
         self._outputs = [o.name for o in self._s.get_outputs()]
 
     def inputs(self) -> list[str]:

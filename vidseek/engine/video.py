@@ -60,6 +60,10 @@ log = logging.getLogger(__name__)
 DECODERS = ("auto", "decord", "pyav")
 DEFAULT_RATE = 5.0  # steps per second, the ExCL setting
 DEFAULT_CHUNK = 256  # steps per chunk in iter_sampled_chunks
+# A frame stands for the time until the next one, but for at most this long: a longer gap between
+# two frames (a paused camera, a file whose timestamps jump by hours) is not footage. Sampling skips
+# it, so work and memory follow the frames that exist, never the time a file claims to span.
+MAX_HOLD_S = 2.0
 
 Size = tuple[int, int] | Callable[[int, int], tuple[int, int]] | None
 
@@ -79,10 +83,11 @@ class VideoInfo:
     path: str
     fps: float  # average frame rate (metadata, or measured from frame timestamps)
     n_frames: int  # frames in the video stream (that are present in the file)
-    duration: float  # seconds, n_frames / fps
+    duration: float  # seconds of footage: n_frames / fps, less the gaps
     width: int  # displayed size of the source frames (after any rotation in the metadata)
     height: int
     decoder: str  # "decord" or "pyav": the decoder that reads (or read) the frames
+    gaps: tuple[tuple[float, float], ...] = ()  # (footage second where a gap is cut, file seconds skipped there)
 
 
 @dataclass(frozen=True)
@@ -117,6 +122,44 @@ def step_times(duration: float, rate: float = DEFAULT_RATE) -> np.ndarray:
     [0.1, 0.3, 0.5, 0.7]
     """
     return (np.arange(num_steps(duration, rate), dtype=np.float64) + 0.5) / rate
+
+
+def file_times(footage: np.ndarray, gaps, ends: bool = False) -> np.ndarray:
+    """File seconds of seconds of footage, given the ``gaps`` cut out of it ((footage second, seconds
+    skipped), ascending): a time after a gap's cut is shifted by what was skipped there; one exactly
+    at the cut is too, unless it is the end of a span (``ends``), which stays before the gap.
+
+    >>> file_times(np.array([0.5, 2.0, 2.5, 4.0]), [(2.0, 100.0), (3.0, 50.0)]).tolist()
+    [0.5, 102.0, 102.5, 154.0]
+    >>> file_times(np.array([2.0]), [(2.0, 100.0)], ends=True).tolist()
+    [2.0]
+    """
+    footage = np.asarray(footage, dtype=np.float64)
+    if not len(gaps):
+        return footage
+    at, skipped = np.asarray(gaps, dtype=np.float64).T
+    shift = np.concatenate([[0.0], np.cumsum(skipped)])
+    return footage + shift[np.searchsorted(at, footage, side="left" if ends else "right")]
+
+
+def footage_gaps(frame_times: np.ndarray, end: float) -> tuple[float, tuple[tuple[float, float], ...]]:
+    """Seconds of footage of a stream whose frames start at ascending ``frame_times`` and whose last
+    frame ends at ``end`` (file seconds), and the gaps cut out of it: every stretch of more than
+    ``MAX_HOLD_S`` without a new frame (before the first frame too) keeps only its first ``MAX_HOLD_S``.
+
+    >>> footage_gaps(np.array([0.0, 0.04, 18000.0]), 18000.04)
+    (2.08, ((2.04, 17997.96),))
+    >>> footage_gaps(np.arange(10) / 5, 2.0)
+    (2.0, ())
+    """
+    starts = np.concatenate([[0.0], np.asarray(frame_times, dtype=np.float64)])
+    ends = np.concatenate([starts[1:], [end]])
+    gaps, skipped = [], 0.0
+    for a, b in zip(starts, ends):
+        if b - a > MAX_HOLD_S:
+            gaps.append((round(float(a) + MAX_HOLD_S - skipped, 6), round(float(b - a) - MAX_HOLD_S, 6)))
+            skipped += float(b - a) - MAX_HOLD_S
+    return round(float(end) - skipped, 6), tuple(gaps)
 
 
 def step_frame_indices(centres: np.ndarray, frame_times: np.ndarray) -> np.ndarray:
@@ -206,7 +249,9 @@ def _open(path: str | os.PathLike, decoder: str, size: Size):
         try:
             src, reader = _decord_open(path, header, size)
             src = _finish(src, header)
-            return src, reader, header, _resolve_size(size, src.info.width, src.info.height)
+            if not (src.info.gaps and decoder == "auto" and header is not None):  # decord skips frames by
+                return src, reader, header, _resolve_size(size, src.info.width, src.info.height)  # count: PyAV
+            log.info("%s has gaps between its frames; using PyAV, which reads them by timestamp", path)
         except VideoDecodeError:
             raise
         except Exception as e:  # decord raises DECORDError / RuntimeError with FFmpeg's words
@@ -376,15 +421,23 @@ def _pyav_scan(path: str, header: _Header | None) -> _Source:
 
 
 def _finish(src: _Source, header: _Header | None) -> _Source:
-    """Frame rate and duration from the timeline; warn when the header promises more than the data holds."""
+    """Frame rate, footage and gaps from the timeline; warn when the header promises more than the data holds."""
     n, times = src.info.n_frames, src.frame_times
+    if n and times[0] < 0:  # a timeline that starts before zero (decord on some files): the first frame is 0
+        times = times - times[0]
     meta = header.meta_fps if header else (src.info.fps or None)
     fps = _frame_rate(n, times, meta, src.info.path)
     duration = n / fps
+    gaps: tuple[tuple[float, float], ...] = ()
+    if n and (times[0] > MAX_HOLD_S or (n >= 2 and float(np.diff(times).max()) > MAX_HOLD_S)):
+        duration, gaps = footage_gaps(times, float(times[-1]) + min(1.0 / fps, MAX_HOLD_S))
+        warnings.warn(f"{src.info.path}: {len(gaps)} gap(s) without frames, {sum(s for _, s in gaps):.0f} s in all "
+                      f"(the longest {max(s for _, s in gaps):.0f} s): not footage, so sampled as {duration:.1f} s of "
+                      f"video; moments are placed at their times in the file", VideoDecodeWarning, stacklevel=4)
     truncated = False
     if header is not None:
         declared = header.declared_duration or 0.0
-        missing_s = declared - duration if declared else 0.0
+        missing_s = declared - (duration + sum(s for _, s in gaps)) if declared else 0.0
         missing_f = header.declared_frames - n if header.declared_frames else 0
         if missing_s > max(1.0, 0.01 * declared) or missing_f > max(2, 0.01 * n):
             truncated = True
@@ -395,14 +448,17 @@ def _finish(src: _Source, header: _Header | None) -> _Source:
                 f"({n} frames), probably an interrupted download, copy or recording. Sampling the {duration:.1f} s "
                 "that are there; fetch or copy the file again for the rest",
                 VideoDecodeWarning, stacklevel=4)
-    info = replace(src.info, fps=fps, duration=duration)
-    return replace(src, info=info, truncated=truncated)
+    info = replace(src.info, fps=fps, duration=duration, gaps=gaps)
+    return replace(src, info=info, frame_times=times, truncated=truncated)
 
 
 def _frame_rate(n: int, times: np.ndarray, meta: float | None, path: str) -> float:
-    """The metadata's average rate when it agrees with the timestamps (2 %), else the measured one."""
-    span = float(times[-1] - times[0]) if n >= 2 else 0.0
-    measured = (n - 1) / span if span > 0 else None
+    """The metadata's average rate when it agrees with the timestamps (2 %), else the measured one
+    (over the stretches of footage: a gap of more than ``MAX_HOLD_S`` between frames does not count)."""
+    intervals = np.diff(times) if n >= 2 else np.zeros(0)
+    footage = intervals[intervals <= MAX_HOLD_S]
+    span = float(footage.sum())
+    measured = len(footage) / span if span > 0 else None
     if meta and math.isfinite(meta) and meta > 0:
         if measured is None or abs(meta / measured - 1.0) <= 0.02:
             return float(meta)
@@ -456,7 +512,8 @@ class SampledChunks:
         src, self._reader, self._header, self.size = _open(path, decoder, size)  # size: (w, h) of the output
         self._src = src
         self.info: VideoInfo = src.info
-        self.times: np.ndarray = step_times(src.info.duration, rate)  # (T,) step centres
+        # (T,) step centres, in file seconds: every 1 / rate seconds of footage, the gaps skipped
+        self.times: np.ndarray = file_times(step_times(src.info.duration, rate), src.info.gaps)
         self.n_steps = len(self.times)
         self._used = False
 

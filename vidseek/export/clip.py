@@ -27,12 +27,19 @@ from torch import nn
 from vidseek import __version__
 from vidseek.atomic import atomic_write_text
 from vidseek.engine.bundle import BUNDLE_FORMAT_VERSION, Bundle, sha256
+from vidseek.engine.calibration import Calibration
 from vidseek.engine.registry import ZERO_SHOT_MODEL, graphs_for
 from vidseek.engine.video import DEFAULT_RATE
 from vidseek.export.onnx import DEFAULT_OPSET, GraphReport, _io_descriptions, export_graph
 from vidseek.export.parity import ParityError, check_clip_parity
 from vidseek.trainer.encoders import ClipTextTower, load_clip
 
+# A documented default, not a fit: CLIP's cosine similarities of a matching caption and frame sit
+# near 0.3 and of unrelated ones near 0.2 (ViT-B/32), so relevance is 0.5 where the clip and the
+# peak frame reach about 0.28 and the clip stands out from the other candidates; refit it on
+# footage of your own with vidseek.library.calibrate when the threshold matters.
+ZERO_SHOT_CALIBRATION = Calibration(weights=(15.0, 15.0, 20.0, 0.0), bias=-9.0, threshold=0.5, fitted_on={
+    "default": "not fitted: relevance 0.5 near cosine 0.28 for clip and peak frame (CLIP ViT-B/32 scale)"})
 PARITY_ATOL = 1e-4  # exported graphs vs PyTorch, max |difference| of the embeddings
 EXAMPLE_QUERIES = ["a person opens the door", "someone waves"]  # traced inputs of the text graph
 
@@ -103,6 +110,8 @@ def export_clip_bundle(source: str, out_dir: str | Path, opset: int = DEFAULT_OP
         "format_version": BUNDLE_FORMAT_VERSION,
         "vidseek_version": __version__,
         "zero_shot": True,
+        "domain": {"kind": "real", "note": "CLIP's image-text pretraining on web photos: open vocabulary, not trained for moments"},
+        "calibration": ZERO_SHOT_CALIBRATION.to_meta(),
         "model": {"name": ZERO_SHOT_MODEL, "clip": resolved, "projection_dim": dim, "image_size": size},
         "words": {"kind": "clip", "model": resolved, "max_words": max_words, "tokenizer": "tokenizer.json"},
         "retrieval_dim": dim,

@@ -204,11 +204,14 @@ def frame_encoder_for(run: Run):
     return enc.module, enc.spec, meta.get("rate")
 
 
-def export_bundle(run_dir: str | Path, out_dir: str | Path, opset: int = DEFAULT_OPSET, on_graph=None) -> dict:
+def export_bundle(run_dir: str | Path, out_dir: str | Path, opset: int = DEFAULT_OPSET, on_graph=None,
+                  domain: str = "unknown") -> dict:
     """Export RUN_DIR into the bundle folder OUT_DIR; returns the bundle.json content.
 
     The frame encoder graph is included when the run has one (see ``frame_encoder_for``).
     on_graph: called with a GraphReport after each graph (for the CLI's status lines).
+    domain: what footage the run was trained on (``vidseek.engine.bundle.DOMAINS``), which search
+    tells users of a "synthetic" bundle.
     """
     run = load_run(run_dir)
     frame_encoder = frame_encoder_for(run)
@@ -259,6 +262,7 @@ def export_bundle(run_dir: str | Path, out_dir: str | Path, opset: int = DEFAULT
         "graphs": graphs,
         "files": {name: sha256(out / name) for name in files},
         "trained": {"best": run.config.get("best"), "data": run.config["data"]},
+        "domain": {"kind": domain},
     }
     atomic_write_text(out / "bundle.json", json.dumps(meta, indent=2))
     return meta

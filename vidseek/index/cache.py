@@ -76,14 +76,25 @@ def storage_errors(path: str | Path) -> Iterator[None]:
         ) from exc
 
 
-def remove_temporaries(folder: str | Path) -> int:
-    """Delete ``.*.tmp`` files that a killed writer left in ``folder`` (recursively); returns how
-    many. Call it only while holding the writer lock (another writer's temporaries are live)."""
+# The temporaries ``vidseek.atomic.atomic_write`` makes for the index's own files, by folder: those of
+# clips.faiss in the index folder, those of <id>.states.npy and <id>.clips.npy in cache/.
+_TEMPORARIES = {"": re.compile(r"^\.clips\.faiss\..+\.tmp$"),
+                CACHE_DIR: re.compile(rf"^\.\d+\.(?:{'|'.join(KINDS)})\.npy\..+\.tmp$")}
+
+
+def remove_temporaries(index_dir: str | Path) -> int:
+    """Delete the temporary files a killed writer left of the index's own files (``_TEMPORARIES``:
+    by their names, in the index folder and its cache folder only, never anything else a user keeps
+    there); returns how many. Call it only while holding the writer lock (another writer's are live)."""
     count = 0
-    for tmp in Path(folder).rglob(".*.tmp"):
-        if tmp.is_file():
-            tmp.unlink(missing_ok=True)
-            count += 1
+    for folder, pattern in _TEMPORARIES.items():
+        place = Path(index_dir) / folder
+        if not place.is_dir():
+            continue
+        for entry in os.scandir(place):
+            if pattern.match(entry.name) and entry.is_file(follow_symlinks=False):
+                Path(entry.path).unlink(missing_ok=True)
+                count += 1
     return count
 
 
@@ -118,8 +129,9 @@ def _map_array(path: Path) -> np.memmap:
                     array = np.memmap(fh, dtype=np.float16, mode="r", offset=10 + len(header), shape=shape)
         if array is None:
             array = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise CacheError(f"{path} is unreadable ({exc}); delete it and re-run `vidseek index`") from None
+    except Exception as exc:  # noqa: BLE001  a damaged file fails in many ways: OSError, ValueError, EOFError ...
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CacheError(f"{path} is unreadable ({reason}); delete it and re-run `vidseek index`") from None
     if array.dtype != np.float16 or array.ndim != 2:
         raise CacheError(f"{path} holds a {array.dtype} array of shape {array.shape}; expected a "
                          "(T, H) float16 array: delete it and re-run `vidseek index`")

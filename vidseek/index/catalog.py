@@ -15,6 +15,10 @@ Table ``retired``: ids of ``ok`` rows that ``remove`` or ``record_pending`` repl
 A search that listed such a video just before may still read its cache files, so the writer keeps
 them ``RETAIN_RETIRED_S`` seconds before deleting them (``retired`` / ``forget_retired``).
 
+Table ``gaps``: for a video whose file has stretches without frames (``vidseek.engine.video.MAX_HOLD_S``),
+its id and the gaps cut out of its footage as JSON ``[[footage second, file seconds skipped], ...]``;
+its steps cover the footage only, and search places moments at their times in the file.
+
 Table ``settings``: key -> JSON value, the fields of ``vidseek.index.settings.IndexSettings``.
 
 File names that are not valid UTF-8 (possible on Linux) are stored as BLOBs of their raw bytes and
@@ -68,8 +72,13 @@ CREATE TABLE videos (
 CREATE INDEX videos_status ON videos (status);
 CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS retired (id INTEGER PRIMARY KEY, retired_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS gaps (id INTEGER PRIMARY KEY, gaps TEXT NOT NULL);
 """
-_RETIRED = "CREATE TABLE IF NOT EXISTS retired (id INTEGER PRIMARY KEY, retired_at REAL NOT NULL)"
+# Tables added after schema version 1 was released: catalogs made before get them on their next write
+_ADDED = ("CREATE TABLE IF NOT EXISTS retired (id INTEGER PRIMARY KEY, retired_at REAL NOT NULL)",
+          "CREATE TABLE IF NOT EXISTS gaps (id INTEGER PRIMARY KEY, gaps TEXT NOT NULL)")
+# SQLite's errors; a damaged file can make even the error message undecodable (UnicodeDecodeError)
+SQL_ERRORS = (sqlite3.Error, UnicodeDecodeError)
 _COLUMNS = "id, path, size, mtime_ns, content_hash, duration, fps, steps, status, error, added_at"
 
 
@@ -127,18 +136,25 @@ def check_relative(path: str) -> str:
     return str(pure)
 
 
-def printable(text: str) -> str:
+def printable(text: str, lines: bool = False) -> str:
     """``text`` with the undecodable bytes of a non-UTF-8 file name shown as ``\\xNN`` (and any other
-    lone surrogate as ``\\udNNN``): safe to print and to store as SQLite text.
+    lone surrogate as ``\\udNNN``), and every control or format character (escape sequences, BEL,
+    newlines, bidirectional overrides) as its ``\\x``/``\\u`` escape: safe to print on a terminal
+    and to store as SQLite text. With ``lines``, newlines are kept (a message of several lines).
 
     >>> printable(os.fsdecode(b"caf\\xe9.mp4")), printable("ok.mp4")
     ('caf\\\\xe9.mp4', 'ok.mp4')
+    >>> printable("a\\x1b]0;owned\\x07\\nb.mp4")
+    'a\\\\x1b]0;owned\\\\x07\\\\nb.mp4'
     """
     try:
-        raw = text.encode("utf-8", "surrogateescape")
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     except UnicodeEncodeError:  # a surrogate that no undecodable byte made
-        return text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return raw.decode("utf-8", "backslashreplace")
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    if text.isprintable():  # the common case: nothing to escape
+        return text
+    return "".join(c if c.isprintable() or (lines and c == "\\n") or c == " " else
+                   c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def _db_path(path: str) -> str | bytes:
@@ -270,12 +286,25 @@ class Catalog:
             raise CatalogError(f"no index at {self.index_dir} (no {CATALOG_FILE}); create one with "
                                f"`vidseek index VIDEO_DIR --index {self.index_dir}`")
         try:
-            if readonly:
-                self._db = sqlite3.connect(self.path.resolve().as_uri() + "?mode=ro", uri=True, isolation_level=None)
+            self._connect(immutable=False)
+        except CatalogError:
+            if not readonly:
+                raise
+            # A reader that cannot share the writer's WAL index (-shm): a read-only folder (a Jetson's
+            # read-only partition, a shared network copy) or a full disk. It reads the database file as
+            # it is, which holds everything a finished indexing run wrote (the writer checkpoints at its end).
+            self._connect(immutable=True)
+
+    def _connect(self, immutable: bool) -> None:
+        """Open the connection and check the schema (``CatalogError`` when that fails)."""
+        try:
+            if self.readonly:
+                mode = "?mode=ro&immutable=1" if immutable else "?mode=ro"
+                self._db = sqlite3.connect(self.path.resolve().as_uri() + mode, uri=True, isolation_level=None)
             else:
                 self.index_dir.mkdir(parents=True, exist_ok=True)
                 self._db = sqlite3.connect(self.path, isolation_level=None)
-        except sqlite3.Error as exc:
+        except SQL_ERRORS as exc:
             raise _sql_error(exc, self.path, "open the catalog") from None
         except OSError as exc:
             raise CatalogError(f"cannot open {self.path}: {exc.strerror or exc}; "
@@ -283,11 +312,19 @@ class Catalog:
         try:
             self._db.execute("PRAGMA busy_timeout = 10000")
             self._open_schema()
+            if self.readonly:  # the first read is what needs the WAL index
+                self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()
         except BaseException as exc:
             self._db.close()
-            if isinstance(exc, sqlite3.Error):
+            if isinstance(exc, SQL_ERRORS):
                 raise _sql_error(exc, self.path, "open the catalog") from None
             raise
+
+    def checkpoint(self) -> None:
+        """Copy the WAL into the database file (a writer, at the end of a run), so that the file
+        alone holds the index: a read-only copy of the folder, or a reader that cannot use the WAL,
+        sees everything."""
+        self._rows("checkpoint the catalog", "PRAGMA wal_checkpoint(TRUNCATE)")
 
     def _open_schema(self) -> None:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
@@ -304,8 +341,9 @@ class Catalog:
                                "a local disk (network file systems do not support it)")
         self._db.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: consistent after a crash
         if version == SCHEMA_VERSION:
-            try:  # catalogs made before the table existed get it on their next write
-                self._db.execute(_RETIRED)
+            try:  # catalogs made before the tables existed get them on their next write
+                for statement in _ADDED:
+                    self._db.execute(statement)
             except sqlite3.OperationalError as exc:
                 if "readonly" not in str(exc).lower():
                     raise
@@ -339,14 +377,40 @@ class Catalog:
         except BaseException as exc:
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.Error):
+            if isinstance(exc, SQL_ERRORS):
                 raise _sql_error(exc, self.path, what) from None
             raise
+
+    def _rows(self, what: str, sql: str, params: tuple = (), table_may_be_missing: bool = False) -> list[tuple]:
+        """The rows of one query; a damaged catalog (a page that does not decode, text that is not
+        UTF-8) raises a ``CatalogError`` that names it and the fix, never SQLite's own exception.
+        With ``table_may_be_missing``, a table that catalogs made before it lack gives no rows."""
+        try:
+            return self._db.execute(sql, params).fetchall()
+        except SQL_ERRORS as exc:
+            if table_may_be_missing and "no such table" in str(exc):
+                return []
+            raise _sql_error(exc, self.path, what) from None
+
+    def require_sound(self) -> None:
+        """Raise ``CatalogError`` unless the catalog passes SQLite's ``quick_check`` and every row
+        reads back (a writer must not add to a damaged catalog; ``--rebuild`` starts a new one)."""
+        problems = [r[0] for r in self._rows("check the catalog", "PRAGMA quick_check") if r[0] != "ok"]
+        if problems:
+            raise CatalogError(f"the catalog {self.path} is damaged (SQLite: {problems[0]}); nothing was written to "
+                               f"it: index the library again from scratch with `vidseek index VIDEO_DIR --index "
+                               f"{self.index_dir} --rebuild`")
+        self.settings(), self.videos(), self.retired(), self.gaps()  # every row decodes, or CatalogError
 
     # ---- settings -------------------------------------------------------------------------------
     def settings(self) -> IndexSettings:
         """What the index was built with (``IndexSettings``; fields not yet stored are None)."""
-        return IndexSettings.from_stored({k: json.loads(v) for k, v in self._db.execute("SELECT key, value FROM settings")})
+        rows = self._rows("read the index settings", "SELECT key, value FROM settings")
+        try:
+            return IndexSettings.from_stored({k: json.loads(v) for k, v in rows})
+        except (ValueError, TypeError) as exc:
+            raise CatalogError(f"cannot read the index settings in {self.path} ({exc}): the catalog is damaged; "
+                               "re-index with `vidseek index VIDEO_DIR --rebuild`") from None
 
     def update_settings(self, **values: Any) -> None:
         """Store settings (JSON-encodable values), e.g. ``update_settings(fingerprint=fp, rate=5.0)``."""
@@ -493,18 +557,26 @@ class Catalog:
         if row[1] == "ok":
             db.execute("INSERT OR REPLACE INTO retired (id, retired_at) VALUES (?, ?)", (row[0], time.time()))
         db.execute("DELETE FROM videos WHERE id = ?", (row[0],))
+        db.execute("DELETE FROM gaps WHERE id = ?", (row[0],))
         return int(row[0])
 
-    def record_ok(self, file: FileState, *, duration: float, fps: float, steps: int) -> int:
-        """Mark ``file`` indexed: its ``steps`` (T) feature steps are in the cache. Returns its id
-        (the pending row's, or a new one)."""
+    def record_ok(self, file: FileState, *, duration: float, fps: float, steps: int,
+                  gaps: Iterable[tuple[float, float]] = ()) -> int:
+        """Mark ``file`` indexed: its ``steps`` (T) feature steps are in the cache, covering
+        ``duration`` seconds of footage; ``gaps`` are the stretches without frames that sampling cut
+        out ((footage second, file seconds skipped), ``vidseek.engine.video.footage_gaps``). Returns
+        its id (the pending row's, or a new one)."""
+        gaps = [(float(at), float(skipped)) for at, skipped in gaps]
         if not hasattr(steps, "__index__") or int(steps) < 1:
             raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
         for name, value in (("duration", duration), ("fps", fps)):
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} must be a finite number >= 0 (seconds / frames per second), got {value!r}")
         with self._write(f"record {printable(file.path)} as indexed") as db:
-            return self._upsert(db, file, "ok", float(duration), float(fps), int(steps))
+            vid = self._upsert(db, file, "ok", float(duration), float(fps), int(steps))
+            if gaps:
+                db.execute("INSERT OR REPLACE INTO gaps (id, gaps) VALUES (?, ?)", (vid, json.dumps(gaps)))
+            return vid
 
     def record_error(self, file: FileState | str, error: str) -> int:
         """Mark a file that could not be indexed, with the error to show; it is skipped until it
@@ -548,10 +620,17 @@ class Catalog:
         """Ids whose ok row ``remove`` or ``record_pending`` deleted -> when (unix time). Their cache
         files may still serve a search that listed them; delete the files ``RETAIN_RETIRED_S``
         seconds later, then ``forget_retired`` the ids."""
+        return dict(self._rows("read the retired videos", "SELECT id, retired_at FROM retired",
+                               table_may_be_missing=True))  # a catalog from before the table, opened read-only
+
+    def gaps(self) -> dict[int, list[tuple[float, float]]]:
+        """The gaps cut out of the footage of each video that has any (``record_ok``), by id."""
+        rows = self._rows("read the gaps of the videos", "SELECT id, gaps FROM gaps", table_may_be_missing=True)
         try:
-            return dict(self._db.execute("SELECT id, retired_at FROM retired"))
-        except sqlite3.OperationalError:  # a catalog from before the table, opened read-only
-            return {}
+            return {int(vid): [(float(a), float(s)) for a, s in json.loads(text)] for vid, text in rows}
+        except (ValueError, TypeError) as exc:
+            raise CatalogError(f"cannot read the gaps of the videos in {self.path} ({exc}): the catalog is damaged; "
+                               "re-index with `vidseek index VIDEO_DIR --rebuild`") from None
 
     def forget_retired(self, ids: Iterable[int]) -> None:
         """Drop ids from ``retired`` (once their cache files are deleted)."""
@@ -566,14 +645,14 @@ class Catalog:
         leaves the library root is an ``error`` row (see ``_video``), never an ``ok`` one."""
         if status is not None and status not in STATUSES:
             raise ValueError(f"status {status!r}: expected one of {', '.join(STATUSES)}")
-        videos = map(_video, self._db.execute(f"SELECT {_COLUMNS} FROM videos ORDER BY id"))
+        videos = map(_video, self._rows("read the videos", f"SELECT {_COLUMNS} FROM videos ORDER BY id"))
         return [v for v in videos if status is None or v.status == status]
 
     def video(self, key: int | str) -> Video | None:
         """The row with this id (int) or catalog path (str), or None."""
         column, value = ("path", _db_path(check_relative(key))) if isinstance(key, str) else ("id", int(key))
-        row = self._db.execute(f"SELECT {_COLUMNS} FROM videos WHERE {column} = ?", (value,)).fetchone()
-        return None if row is None else _video(row)
+        rows = self._rows("read a video", f"SELECT {_COLUMNS} FROM videos WHERE {column} = ?", (value,))
+        return _video(rows[0]) if rows else None
 
     def counts(self) -> dict[str, int]:
         """Number of videos per status (every status present, 0 when none)."""
@@ -587,10 +666,10 @@ class Catalog:
         """What SQLite's ``PRAGMA integrity_check`` finds wrong with the catalog file (empty: none).
         The whole index folder is checked by ``vidseek.index.integrity.check``."""
         return [f"SQLite integrity check of {self.path}: {row[0]}"
-                for row in self._db.execute("PRAGMA integrity_check") if row[0] != "ok"]
+                for row in self._rows("check the catalog", "PRAGMA integrity_check") if row[0] != "ok"]
 
 
-def _sql_error(exc: sqlite3.Error, path: Path, what: str) -> CatalogError:
+def _sql_error(exc: Exception, path: Path, what: str) -> CatalogError:
     """A ``CatalogError`` that says why ``what`` failed and what to do."""
     text = str(exc)
     low = text.lower()
@@ -603,7 +682,7 @@ def _sql_error(exc: sqlite3.Error, path: Path, what: str) -> CatalogError:
         hint = "the index folder is read-only: make it writable or choose another --index folder"
     elif "locked" in low or "busy" in low:
         hint = "another process is writing the catalog: wait for it to finish"
-    elif "not a database" in low or "malformed" in low or "corrupt" in low:
+    elif "not a database" in low or "malformed" in low or "corrupt" in low or "decode" in low:
         hint = "the catalog is damaged: re-index with `vidseek index --rebuild`"
     elif "unable to open" in low:
         hint = "check that the index folder exists and is readable"

@@ -11,6 +11,7 @@ every video's embeddings, so it can always be rebuilt.
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -492,6 +493,15 @@ class ClipIndex:
         self._videos = None
         self._changed()
         return True
+
+
+def file_crc32(path: str | Path) -> int:
+    """CRC-32 of a file's bytes (the writer stores that of clips.faiss, to tell damage from lag)."""
+    crc = 0
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            crc = zlib.crc32(block, crc)
+    return crc
 
 
 def read_index(path: str | Path):

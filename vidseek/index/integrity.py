@@ -20,13 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from vidseek.index.cache import CacheError, FeatureCache
+from vidseek.index.cache import KINDS, CacheError, FeatureCache
 from vidseek.index.catalog import RETAIN_RETIRED_S, Catalog, Video, escapes
-from vidseek.index.clips import ClipIndexError, decode_ids, read_ids
+from vidseek.index.clips import INDEX_FILE, ClipIndexError, decode_ids, file_crc32, read_ids
 from vidseek.index.settings import IndexSettings
-
-KINDS = ("states", "clips")
-
 
 def expected_shape(video: Video, settings: IndexSettings, kind: str) -> tuple[int | None, int | None]:
     """The shape ``cache/<id>.<kind>.npy`` must have for ``video`` (None: any size, when the index
@@ -38,12 +35,22 @@ def expected_shape(video: Video, settings: IndexSettings, kind: str) -> tuple[in
     raise ValueError(f"unknown cache kind {kind!r}; expected one of {', '.join(KINDS)}")
 
 
-def read_features(cache: FeatureCache, video: Video, settings: IndexSettings) -> np.ndarray:
+def read_features(cache: FeatureCache, video: Video, settings: IndexSettings, values: bool = True) -> np.ndarray:
     """``video``'s array of ``cache`` (memory-mapped), checked against its catalog row; ``CacheError``
-    (the reason) when it is missing, unreadable or of another shape."""
+    (the reason) when it is missing, unreadable, of another shape or, with ``values``, holds a value
+    that is not finite (a search, which reads only parts of the states, checks those parts itself:
+    ``non_finite``)."""
     if not video.steps or video.steps < 1:
         raise CacheError(f"its catalog row records {video.steps!r} feature steps")
-    return cache.get(video.id, shape=expected_shape(video, settings, cache.kind))
+    array = cache.get(video.id, shape=expected_shape(video, settings, cache.kind))
+    if values and not np.isfinite(array).all():
+        raise CacheError(non_finite(cache.path(video.id)))
+    return array
+
+
+def non_finite(path: Path) -> str:
+    """Why a cache file with NaN or infinite values is damaged (the same words for every reader)."""
+    return f"{path} holds NaN or infinite values (damaged or edited); delete it and re-run `vidseek index`"
 
 
 def damaged_videos(videos: Iterable[Video], settings: IndexSettings, *caches: FeatureCache) -> dict[int, str]:
@@ -87,12 +94,25 @@ def clip_index_videos(index_dir: str | Path) -> set[int] | None:
     return None if stored is None else {int(v) for v in np.unique(decode_ids(stored[1])[0])}
 
 
+def clip_index_damaged(index_dir: str | Path, settings: IndexSettings) -> bool:
+    """Whether ``clips.faiss`` differs from what the writer saved (its CRC-32 recorded in the
+    settings). An index that records none, or has no clips.faiss, is not damaged by this test."""
+    path = Path(index_dir) / INDEX_FILE
+    if settings.clips_crc32 is None or not path.is_file():
+        return False
+    try:
+        return file_crc32(path) != settings.clips_crc32
+    except OSError:
+        return True
+
+
 def check(catalog: Catalog) -> list[str]:
     """Problems found in the index folder of ``catalog``, one message each (empty: the index is sound).
 
     Checks SQLite's ``PRAGMA integrity_check``; that every catalog path stays under the root; that
-    no ``ok`` video is damaged (see the module docstring); and that every id in ``clips.faiss``
-    decodes to a video the catalog knows and a window it has.
+    no ``ok`` video is damaged (see the module docstring); that ``clips.faiss`` is the file the
+    writer saved (``clip_index_damaged``); and that every id in it decodes to a video the catalog
+    knows and a window it has.
     """
     index_dir = catalog.index_dir
     problems = catalog.sqlite_problems()
@@ -104,6 +124,9 @@ def check(catalog: Catalog) -> list[str]:
     by_id = {v.id: v for v in ok}
     for vid, reason in damaged_videos(ok, settings, *caches).items():
         problems.append(f"video {vid} ({by_id[vid].path}): {reason}")
+    if clip_index_damaged(index_dir, settings):
+        return problems + [f"{index_dir / INDEX_FILE} does not match the checksum recorded when it was written "
+                           "(damaged or edited): `vidseek index` rebuilds it from the cached clip embeddings"]
     try:
         stored = read_ids(index_dir)
     except ClipIndexError as exc:

@@ -10,10 +10,12 @@ write to it. POSIX only (vidseek's index runs on Linux and macOS).
 from __future__ import annotations
 
 import contextlib
+import errno
 
 import fcntl
 import os
 import socket
+import stat
 import time
 from pathlib import Path
 
@@ -102,10 +104,18 @@ class WriterLock:
             raise RuntimeError(f"{self.path} is already held by this WriterLock")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            # never through a link: a symlink planted as .lock would have the writer overwrite its target
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0),
+                         0o644)
         except OSError as exc:
+            if self.path.is_symlink() or exc.errno == errno.ELOOP:
+                raise StorageWriteError(f"the index lock {self.path} is a symbolic link, which vidseek never writes "
+                                        "through; delete it (`rm` the link, not its target) and re-run") from None
             raise StorageWriteError(f"cannot create the index lock {self.path}: {exc.strerror or exc}; the index "
                                     "folder must be writable to index (choose another --index folder)") from exc
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO or a device named .lock
+            os.close(fd)
+            raise StorageWriteError(f"the index lock {self.path} is not a regular file; delete it and re-run")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
     from vidseek.index.catalog import Video
     from vidseek.library.indexer import IndexReport
-    from vidseek.library.searcher import Moment, Searcher, SearchTrace
+    from vidseek.library.searcher import Moments, Searcher, SearchTrace
 
 
 class NotAFolder(VidseekError, FileNotFoundError):
@@ -51,6 +51,7 @@ class IndexInfo:
     bundle: str | None  # the bundle folder the index was built with
     model: str | None  # the model choice that named it, when it can re-create it (builtin, clip:...)
     fingerprint: str | None  # the bundle's fingerprint
+    domain: str  # what footage the bundle was trained on: synthetic, real or unknown (``Bundle.domain``)
     window_s: float | None  # clip window, seconds
     stride_s: float | None  # clip stride, seconds
     rate: float | None  # feature steps per second
@@ -139,16 +140,19 @@ class Index:
         return self._searcher
 
     def search(self, query: str, *, top_k: int = 10, video: str | None = None, phrases: bool = False,
-               candidates: int = 50, trace: SearchTrace | None = None) -> list[Moment]:
-        """The `top_k` best moments for `query`, best first.
+               candidates: int = 50, min_score: float | None = None, trace: SearchTrace | None = None) -> Moments:
+        """The `top_k` best moments for `query`, best first, whose score (a calibrated relevance in
+        [0, 1]) reaches `min_score` (default: the bundle's threshold). No moment reaching it is the
+        answer "nothing matches": the result is empty, and its ``best`` is the best candidate.
 
-        `video` restricts the search to one indexed file (its path as ``videos()`` lists it);
+        `video` restricts the search to one indexed file: its path as ``videos()`` lists it, or its path
+        on disk (absolute, or relative to the working directory);
         `phrases` adds PLPNet's phrase spans to each moment (``PhrasesUnavailable`` for other models);
         `candidates` is how many clips FAISS retrieves before the spans are found; `trace` (a
         ``SearchTrace``) is filled with the time each stage took.
         """
         return self.searcher.search(query, top_k=top_k, candidates=candidates, video=video, phrases=phrases,
-                                    trace=trace)
+                                    min_score=min_score, trace=trace)
 
     def videos(self, status: str | None = None) -> list[Video]:
         """The catalog's videos (all, or those of one status: ok, error, pending), in the order they were added."""
@@ -169,8 +173,20 @@ class Index:
             problems = integrity.check(catalog)
         return IndexInfo(
             index_dir=self.path, library=settings.root, bundle=settings.bundle, model=settings.model,
-            fingerprint=settings.fingerprint, window_s=settings.window_s, stride_s=settings.stride_s,
+            fingerprint=settings.fingerprint, domain=_domain(settings.bundle), window_s=settings.window_s, stride_s=settings.stride_s,
             rate=settings.rate, dim=settings.dim, counts=dict(counts),
             duration=float(sum(v.duration or 0.0 for v in videos if v.status == "ok")), problems=list(problems),
             failed=[(v.path, v.error or "") for v in videos if v.status == "error"],
         )
+
+
+def _domain(bundle_dir: str | None) -> str:
+    """The domain of the bundle in ``bundle_dir`` ("unknown" when it cannot be read: ``info`` reports it)."""
+    from vidseek.engine.bundle import BundleError, load_bundle
+
+    if bundle_dir is None:
+        return "unknown"
+    try:
+        return load_bundle(bundle_dir, verify=False).domain
+    except (BundleError, OSError):
+        return "unknown"

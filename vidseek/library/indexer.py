@@ -19,8 +19,8 @@ from vidseek.engine.bundle import Bundle, BundleError, load_bundle
 from vidseek.engine.grounder import Grounder
 from vidseek.index import IndexStorageError, integrity
 from vidseek.index.cache import KINDS, CacheError, FeatureCache, StorageWriteError, remove_temporaries
-from vidseek.index.catalog import CATALOG_FILE, SCHEMA_VERSION, Catalog, IndexMismatch
-from vidseek.index.clips import INDEX_FILE, ClipIndex, ClipIndexError
+from vidseek.index.catalog import CATALOG_FILE, SCHEMA_VERSION, Catalog, IndexMismatch, content_hash
+from vidseek.index.clips import INDEX_FILE, ClipIndex, ClipIndexError, file_crc32
 from vidseek.index.lock import WriterLock
 from vidseek.index.settings import IndexSettings
 
@@ -36,6 +36,8 @@ class IndexReport:
     removed: int = 0
     seconds: float = 0.0
     video_seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)  # what the run found and set right (a damaged clip index, a moved library)
+    domain: str = "unknown"  # what footage the bundle was trained on (``Bundle.domain``)
 
     @property
     def realtime(self) -> float:
@@ -48,9 +50,10 @@ class IndexReport:
                 "realtime": round(self.realtime, 2)}
 
     def summary(self) -> str:
-        rtf = self.realtime
-        return (f"{self.plan}; indexed {len(self.indexed)} ({self.video_seconds:.0f} s of video in {self.seconds:.1f} s, "
-                f"{rtf:.1f}x real time), removed {self.removed}, errors {len(self.errors)}")
+        speed = (f" ({self.video_seconds:.0f} s of video in {self.seconds:.1f} s, {self.realtime:.1f}x real time)"
+                 if self.indexed else "")
+        return (f"{self.plan}; indexed {len(self.indexed)}{speed}, removed {self.removed}, errors {len(self.errors)}"
+                + "".join(f"; {note}" for note in self.notes))
 
 
 def clip_embeddings(retrieval_steps: np.ndarray, settings: IndexSettings) -> tuple[np.ndarray, list]:
@@ -104,11 +107,14 @@ def _unusable_catalog(index_dir: Path) -> bool:
         try:
             version = db.execute("PRAGMA user_version").fetchone()[0]
             healthy = [row[0] for row in db.execute("PRAGMA quick_check")] == ["ok"]
+            if healthy and version:
+                for table in ("videos", "settings"):  # text that does not decode: damaged rows
+                    db.execute(f"SELECT * FROM {table}").fetchall()
         finally:
             db.close()
-    except sqlite3.OperationalError:  # unreadable, busy, disk errors: not the file's fault
-        return False
-    except sqlite3.DatabaseError:  # "file is not a database", "database disk image is malformed"
+    except sqlite3.OperationalError as exc:  # unreadable, busy, disk errors: not the file's fault ...
+        return "decode" in str(exc).lower()  # ... unless its text does not decode
+    except (sqlite3.DatabaseError, UnicodeDecodeError):  # "file is not a database", "malformed", undecodable
         return True
     return version > SCHEMA_VERSION or not healthy
 
@@ -163,20 +169,23 @@ def index_folder(video_dir: str | Path, index_dir: str | Path, bundle_dir: str |
         if not rebuild:  # a rebuilt index takes the new settings
             catalog.check_fingerprint(bundle.fingerprint)
             catalog.check_settings(window_s=window_s, stride_s=stride_s, rate=rate, dim=bundle.meta["retrieval_dim"])
-            if catalog.root is not None and catalog.root != root:
-                raise IndexMismatch(f"index {index_dir} holds the library {catalog.root}, not {root}: "
-                                    "give another --index for this folder, or re-index with --rebuild")
+        moved = None if rebuild else _moved_library(catalog, root)
         # a rebuild resets the model choice and the state width of the old bundle too (None: not known)
-        renewed = {"model": model, "state_dim": None} if rebuild else ({"model": model} if model else {})
+        renewed = {"model": model, "state_dim": None, "clips_crc32": None} if rebuild else ({"model": model} if model else {})
         catalog.update_settings(root=str(root), fingerprint=bundle.fingerprint, bundle=str(Path(bundle_dir).resolve()),
                                 window_s=window_s, stride_s=stride_s, rate=rate, dim=bundle.meta["retrieval_dim"],
                                 **renewed)
         settings = catalog.settings()
         states, clips = FeatureCache(index_dir, "states"), ClipIndex(index_dir, settings.dim)
+        notes = [moved] if moved else []
         try:
+            if integrity.clip_index_damaged(index_dir, settings):
+                raise ClipIndexError("it does not match the checksum recorded when it was written")
             clips.load()
-        except ClipIndexError:  # damaged clips.faiss (derived data): rebuilt from the cached embeddings
+        except ClipIndexError as exc:  # damaged clips.faiss (derived data): rebuilt from the cached embeddings
             clips = ClipIndex(index_dir, settings.dim)
+            notes.append(f"{INDEX_FILE} was damaged ({str(exc).split(';')[0]}): rebuilt from the cached clip "
+                            "embeddings")
         ok = catalog.videos("ok")
         damaged = integrity.damaged_videos(ok, settings, states, clips.embeddings)
         clips.reconcile(v.id for v in ok if v.id not in damaged)
@@ -186,12 +195,12 @@ def index_folder(video_dir: str | Path, index_dir: str | Path, bundle_dir: str |
             plan.changed = sorted(plan.changed + [f for f in plan.unchanged if f.video_id in damaged],
                                   key=lambda f: f.path)
             plan.unchanged = [f for f in plan.unchanged if f.video_id not in damaged]
-        report = IndexReport(plan.summary())
+        report = IndexReport(plan.summary(), notes=notes, domain=bundle.domain)
         # drop deleted and changed videos: clip index first, then catalog, then cache files (a changed
         # video's old row stays ok until record_pending replaces it below)
         stale = [v.id for v in plan.deleted] + [f.video_id for f in plan.changed if f.video_id is not None]
         clips.remove_videos(stale)
-        clips.save()
+        _save(clips, catalog)
         catalog.remove([v.path for v in plan.deleted])
         _drop_unused_features(catalog, states, clips)
         report.removed = len(plan.deleted)
@@ -203,17 +212,17 @@ def index_folder(video_dir: str | Path, index_dir: str | Path, bundle_dir: str |
         for file in bar:
             vid = catalog.record_pending(file)
             try:
-                feats, duration = grounder.video_features(root / file.path)
+                feats, info = grounder.video_features(root / file.path)
                 out = grounder.video_outputs(feats[None])
                 emb, _ = clip_embeddings(out["retrieval_steps"][0], settings)
                 states.put(vid, out["video_states"][0].astype(np.float16))
                 clips.add(vid, emb)
-                catalog.record_ok(file, duration=duration, fps=rate, steps=len(feats))
+                catalog.record_ok(file, duration=info.duration, fps=rate, steps=len(feats), gaps=info.gaps)
                 if settings.state_dim is None:  # lets integrity checks verify the states' width
                     catalog.update_settings(state_dim=int(out["video_states"].shape[-1]))
                     settings = catalog.settings()
                 report.indexed.append(file.path)
-                report.video_seconds += duration
+                report.video_seconds += info.duration
             except Exception as exc:  # one bad file never stops the library; its error is recorded
                 if isinstance(exc, IndexStorageError) and not isinstance(exc, (CacheError, ClipIndexError)):
                     raise  # the index cannot be written (disk full, read-only): stop; this file stays pending
@@ -222,10 +231,43 @@ def index_folder(video_dir: str | Path, index_dir: str | Path, bundle_dir: str |
                 clips.remove_video(vid)
                 report.errors.append((file.path, message))
             bar.set_postfix(rtf=f"{report.video_seconds / max(time.perf_counter() - t0, 1e-9):.1f}x")
-        clips.save()
+        _save(clips, catalog)
         _drop_unused_features(catalog, states, clips)
+        catalog.checkpoint()  # the database file alone holds the index (read-only copies)
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _moved_library(catalog: Catalog, root: Path) -> str | None:
+    """Re-point an index whose library folder was moved to ``root``, recognised by content: the old
+    folder is gone, and at least half of the indexed videos are in ``root`` at the same relative path
+    with the same content hash (nothing is encoded again). Returns what was matched, None when the
+    library has not moved; ``IndexMismatch`` when ``root`` is another library."""
+    old = catalog.root
+    if old is None or old == root:
+        return None
+    refuse = IndexMismatch(f"index {catalog.index_dir} holds the library {old}, not {root}: give another --index for "
+                           "this folder, or re-index with --rebuild")
+    if old.is_dir():  # both folders exist: two libraries
+        raise refuse
+    videos = catalog.videos("ok")
+    matched = 0
+    for v in videos:
+        file = root / v.path
+        try:
+            matched += file.is_file() and content_hash(file) == v.content_hash
+        except OSError:
+            continue
+    if not videos or 2 * matched < len(videos):
+        raise refuse
+    catalog.update_settings(root=str(root))
+    return f"the library moved from {old} to {root}: {matched} of {len(videos)} videos matched by content, none encoded again"
+
+
+def _save(clips: ClipIndex, catalog: Catalog) -> None:
+    """Save clips.faiss, then record its checksum (killed between the two, the next run finds a
+    mismatch and rebuilds the clip index from the cache: lost work, never a wrong index)."""
+    catalog.update_settings(clips_crc32=file_crc32(clips.save()))
 
 
 def _open_catalog(index_dir: Path, rebuild: bool) -> Catalog:
@@ -234,4 +276,10 @@ def _open_catalog(index_dir: Path, rebuild: bool) -> Catalog:
     remove_temporaries(index_dir)
     if rebuild:
         discard_index(index_dir)
-    return Catalog(index_dir)
+    catalog = Catalog(index_dir)
+    try:
+        catalog.require_sound()  # never write into a damaged catalog
+    except BaseException:
+        catalog.close()
+        raise
+    return catalog

@@ -28,6 +28,16 @@ CLIP_PREFIX = "clip:"
 CHOICES_HELP = "builtin, a bundle folder from `vidseek export`, or clip:ID_OR_PATH (a CLIP model used zero-shot)"
 
 
+SYNTHETIC_NOTE = ("note: this model has only seen vidseek's synthetic world (rendered people opening doors, switching "
+                  "lights, sitting down); on real footage its moments mean little. For real videos index with a CLIP "
+                  "model: --model clip:ID_OR_PATH (docs/encoders.md)")
+
+
+def domain_note(domain: str | None) -> str | None:
+    """What to tell, once, a user whose index was built with a bundle of this domain (None: nothing)."""
+    return SYNTHETIC_NOTE if domain == "synthetic" else None
+
+
 class ModelChoiceError(VidseekError, ValueError):
     """A ``--model`` choice that does not name a usable bundle; the message says what to pass instead."""
 

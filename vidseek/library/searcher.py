@@ -1,5 +1,6 @@
 """The searcher: query -> FAISS clip candidates across the library -> the head on a window around
-each candidate -> fused scores -> temporal NMS -> ranked moments. Torch-free.
+each candidate -> calibrated relevance (``vidseek.engine.calibration``) -> temporal NMS -> ranked
+moments above the bundle's threshold. Torch-free.
 
 With a zero-shot CLIP bundle there is no head: the span of each candidate comes from the cosine
 similarity of the query with each step's frame embedding (``vidseek.engine.decode.similarity_span``), and
@@ -8,6 +9,7 @@ its confidence is the curve's smoothed peak.
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -16,8 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from vidseek.engine.bundle import BundleError, load_bundle
+from vidseek.engine.calibration import Calibration, words_per_token
 from vidseek.engine.decode import decode_best, decode_phrases
 from vidseek.engine.grounder import Grounder
+from vidseek.engine.video import file_times
 from vidseek.errors import VidseekError
 from vidseek.index import integrity
 from vidseek.index.cache import CacheError, FeatureCache
@@ -25,7 +29,7 @@ from vidseek.index.catalog import Catalog, printable
 from vidseek.index.clips import ClipIndex
 from vidseek.spans import temporal_nms
 
-RETRIEVAL_WEIGHT = 0.5  # final score = w * clip similarity + (1 - w) * span confidence
+MAX_COSINE = 1.01  # unit vectors: a clip similarity beyond this (or not finite) comes from a damaged clips.faiss
 
 
 class PhrasesUnavailable(VidseekError, ValueError):
@@ -42,13 +46,14 @@ class Moment:
     """
 
     rank: int
-    score: float
+    score: float  # relevance in [0, 1], calibrated like the probability of a true moment (the bundle's calibration)
     video: str  # path of the file, relative to the library root
     start: float
     end: float
     retrieval: float  # cosine similarity of the query and the best clip
     span: float  # the head's confidence in the span (zero-shot: the peak frame-query similarity)
     phrases: list[dict] | None = None
+    path: str | None = None  # the file itself: the library root joined with ``video``
 
     def to_dict(self) -> dict:
         """JSON-ready fields; ``phrases`` only when it was asked for."""
@@ -98,6 +103,8 @@ class SearchTrace:
     candidate_videos: int = 0  # distinct indexed videos among them
     head_rows: int = 0  # windows the head ran on
     head_steps: int = 0  # feature steps it read in all
+    median_similarity: float = 0.0  # of the query's candidate clips (the calibration's "distinct" is relative to it)
+    words_per_token: float = 0.0  # of the query (``vidseek.engine.calibration.words_per_token``)
 
     def add(self, stage: str, seconds: float) -> None:
         self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
@@ -107,13 +114,35 @@ class SearchTrace:
 class _Hit:
     """One candidate's best span before ranking: the video, seconds, and the signals fused into its score."""
 
-    score: float
+    score: float  # calibrated relevance
     video_id: int
     start: float
     end: float
     retrieval: float
     span: float
     phrases: list[dict] | None
+
+
+class DamagedIndexWarning(DamagedVideoWarning):
+    """A search found clips.faiss damaged (similarities no unit vectors can have) and searches the
+    clip embeddings of the cache instead; ``vidseek index`` rebuilds the file."""
+
+
+class Moments(list):
+    """The moments of a search, best first: a list of ``Moment``, with what an empty one means.
+
+    ``threshold`` is the relevance a moment needed; ``best`` is the best candidate below it when no
+    moment reached it (search again with ``min_score=0`` to see it and the others), else None.
+    """
+
+    def __init__(self, moments=(), threshold: float = 0.0, best: Moment | None = None):
+        super().__init__(moments)
+        self.threshold, self.best = threshold, best
+
+
+class StaleVideoWarning(UserWarning):
+    """A search left out moments of files deleted or changed since they were indexed; the message
+    names them and says to run ``vidseek index``."""
 
 
 class _IndexChanged(Exception):
@@ -139,6 +168,7 @@ class Searcher:
         self.index_dir = Path(index_dir)
         self._bundle_dir, self._backend = bundle_dir, backend
         self._warned: set[int] = set()  # damaged videos warned about (ids are never reused)
+        self._distrust_clips = False  # clips.faiss gave impossible similarities: build the index from the cache
         self.catalog = None
         self.bundle = None
         self.grounder = None
@@ -159,7 +189,8 @@ class Searcher:
                 catalog.check_fingerprint(bundle.fingerprint)
                 grounder = Grounder(bundle, self._backend)
             clips = ClipIndex(index_dir, int(settings.dim))
-            clips.load()
+            if not self._distrust_clips:
+                clips.load()
             videos = {v.id: v for v in catalog.videos("ok")}
             lagging = [v for vid, v in videos.items() if vid not in clips.video_ids()]
             unfit = integrity.damaged_videos(lagging, settings, clips.embeddings)  # reconcile reads these files
@@ -170,8 +201,11 @@ class Searcher:
         old = self.catalog
         old_maps = (self.states, self.clips.embeddings) if old is not None else ()  # set with the catalog
         self.catalog, self.settings, self.bundle, self.grounder = catalog, settings, bundle, grounder
+        self.calibration = Calibration.from_meta(bundle.meta)
         self.rate = float(settings.rate)
         self.states, self.clips, self.videos = FeatureCache(index_dir, "states"), clips, videos
+        self.gaps = catalog.gaps()  # video id -> the gaps cut out of its footage (few videos have any)
+        self._paths = {v.path for v in videos.values()}
         self.damaged: dict[int, str] = {}
         if old is not None:
             old.close()
@@ -242,27 +276,30 @@ class Searcher:
             kept.append(c)
             if v not in features:
                 try:
-                    features[v] = integrity.read_features(self.states, video, self.settings)
+                    features[v] = integrity.read_features(self.states, video, self.settings, values=False)
                 except CacheError as exc:
                     failed[v] = str(exc)
         return [c for c in kept if c[1] not in failed], contexts, features, failed
 
     def search(self, query: str, *, top_k: int = 10, candidates: int = 50, video: str | None = None,
-               nms_iou: float = 0.5, phrases: bool = False, trace: SearchTrace | None = None) -> list[Moment]:
-        """The `top_k` best moments for `query`; `video` restricts the search to one file (a catalog path).
+               nms_iou: float = 0.5, phrases: bool = False, min_score: float | None = None,
+               trace: SearchTrace | None = None) -> Moments:
+        """The `top_k` best moments for `query` whose relevance reaches `min_score` (default: the
+        bundle's threshold); `video` restricts the search to one file. When none reaches it, the
+        result is empty and its ``best`` is the best candidate (see ``Moments``).
 
         ``phrases`` (PLPNet bundles only, else ``PhrasesUnavailable``) adds each moment's phrase spans.
         Damaged videos are skipped (see the class docstring); asking for one with `video` raises
         ``CacheError``. ``trace``, when given, is filled with the time of each stage (``SearchTrace``).
         """
         try:
-            return self._search(query, top_k, candidates, video, nms_iou, phrases, trace, last=False)
+            return self._search(query, top_k, candidates, video, nms_iou, phrases, min_score, trace, last=False)
         except _IndexChanged:
             self.reopen()
-            return self._search(query, top_k, candidates, video, nms_iou, phrases, trace, last=True)
+            return self._search(query, top_k, candidates, video, nms_iou, phrases, min_score, trace, last=True)
 
     def _search(self, query: str, top_k: int, candidates: int, video: str | None, nms_iou: float, phrases: bool,
-                trace: SearchTrace | None, last: bool) -> list[Moment]:
+                min_score: float | None, trace: SearchTrace | None, last: bool) -> Moments:
         """One attempt of ``search``. Cache files that are gone or do not fit raise ``_IndexChanged``,
         unless this is the `last` attempt: then their videos are marked damaged and skipped."""
         if phrases and not self.grounder.family.phrases:
@@ -274,13 +311,23 @@ class Searcher:
         t1 = time.perf_counter()
         n = candidates if video is None else max(candidates, self.clips.ntotal)
         sims, vids, wins = self.clips.search(text["retrieval"], min(n, max(self.clips.ntotal, 1)))
+        found = sims[0][vids[0] >= 0]
+        if found.size and not (np.isfinite(found).all() and np.abs(found).max() <= MAX_COSINE) and not last:
+            self._distrust_clips = True
+            warnings.warn(f"{self.index_dir / 'clips.faiss'} is damaged (a clip similarity of {found.max():.3g}, where "
+                          "unit vectors give at most 1): searching the cached clip embeddings instead; run "
+                          f"`vidseek index {printable(str(self.settings.root or 'VIDEO_DIR'))} --index {self.index_dir}` "
+                          "to rebuild it", DamagedIndexWarning, stacklevel=3)
+            raise _IndexChanged
         cand = [(float(s), int(v), int(w)) for s, v, w in zip(sims[0], vids[0], wins[0]) if v in self.videos]
         trace.add("faiss", time.perf_counter() - t1)
         trace.candidates, trace.candidate_videos = len(cand), len({v for _, v, _ in cand})
         if video is not None:
-            cand = [c for c in cand if self.videos[c[1]].path == video][:candidates]
+            wanted = self.catalog_path(video)
+            cand = [c for c in cand if self.videos[c[1]].path == wanted][:candidates]
             if not cand:
-                raise NotIndexed(f"{video!r} is not an indexed video of this library (see `vidseek info`)")
+                raise NotIndexed(f"{video!r} is not an indexed video of this library ({self.settings.root}): give its "
+                                 "path as `vidseek info --videos` lists it, or its path on disk")
         cand = [c for c in cand if c[1] not in self.damaged]
         t2 = time.perf_counter()
         cand, contexts, features, failed = self._contexts(cand)
@@ -291,23 +338,44 @@ class Searcher:
             self._skip(failed)
             cand = [c for c in cand if c[1] not in failed]
         if video is not None and not cand:
-            raise CacheError(next(m for v, m in self.damaged.items() if self.videos[v].path == video))
-        hits = self._ground(cand, contexts, features, text, phrases, trace) if cand else []
+            raise CacheError(next(m for v, m in self.damaged.items() if self.videos[v].path == wanted))
+        query_signals = (float(np.median(found)) if found.size else 0.0,
+                         words_per_token(query, self.grounder.content_tokens(text["tokens"][0])))
+        trace.median_similarity, trace.words_per_token = query_signals
+        hits = self._ground(cand, contexts, features, text, phrases, trace, query_signals) if cand else []
         moments = []
         for vid in sorted({h.video_id for h in hits}):  # NMS within each video
             mine = [h for h in hits if h.video_id == vid]
             keep = temporal_nms(np.array([[h.start, h.end] for h in mine]), np.array([h.score for h in mine]), nms_iou)
             moments += [mine[k] for k in keep]
         moments.sort(key=lambda h: -h.score)
-        result = [Moment(i + 1, round(h.score, 4), self.videos[h.video_id].path, round(h.start, 2), round(h.end, 2),
-                         round(h.retrieval, 4), round(h.span, 4), h.phrases) for i, h in enumerate(moments[:top_k])]
+        threshold = (self.calibration.threshold or 0.0) if min_score is None else float(min_score)
+        result, stale = Moments(threshold=threshold), {}
+        for hit in moments:  # the files of the results only are checked, so a search stays fast
+            if len(result) == top_k:
+                break
+            why = self._stale(hit.video_id)
+            if why:
+                stale[hit.video_id] = why
+                continue
+            if hit.score < threshold:  # and so are all after it
+                if not result:
+                    result.best = self._moment(1, hit)
+                break
+            result.append(self._moment(len(result) + 1, hit))
+        if stale:
+            names = ", ".join(f"{printable(self.videos[v].path)!r} ({why})" for v, why in sorted(stale.items())[:5])
+            warnings.warn(f"left out the moments of {len(stale)} video(s) deleted or changed since indexing: {names}; "
+                          f"run `vidseek index {printable(str(self.settings.root))} --index {self.index_dir}`",
+                          StaleVideoWarning, stacklevel=3)
         trace.add("post", max(0.0, time.perf_counter() - t0 - (sum(trace.seconds.values()) - before)))
         return result
 
     def _ground(self, cand: list[tuple[float, int, int]], contexts: dict, features: dict, text: dict, phrases: bool,
-                trace: SearchTrace) -> list[_Hit]:
-        """The head on every candidate's context in one batch: each candidate's best span, fused score
-        ``RETRIEVAL_WEIGHT * clip similarity + (1 - RETRIEVAL_WEIGHT) * span confidence``."""
+                trace: SearchTrace, query_signals: tuple[float, float]) -> list[_Hit]:
+        """The head on every candidate's context in one batch: each candidate's best span and its
+        relevance, from the bundle's calibration of the moment's signals (``query_signals``: the
+        median similarity of the query's candidates, and its words per token)."""
         lengths = np.array([b - a for a, b in (contexts[v, w] for _, v, w in cand)])
         batch = np.zeros((len(cand), lengths.max(), features[cand[0][1]].shape[1]), np.float32)
         mask = np.zeros(batch.shape[:2], bool)
@@ -315,19 +383,73 @@ class Searcher:
             a, b = contexts[v, w]
             batch[i, : b - a] = features[v][a:b]
             mask[i, : b - a] = True
+        unreadable = ~np.isfinite(batch).all(axis=(1, 2))  # NaN or inf in a state file: a damaged video
+        if unreadable.any():
+            bad = {cand[i][1] for i in np.flatnonzero(unreadable)}
+            self._skip({v: integrity.non_finite(self.states.path(v)) for v in bad})
+            keep = [i for i, c in enumerate(cand) if c[1] not in bad]
+            if not keep:
+                return []
+            cand, lengths, batch, mask = [cand[i] for i in keep], lengths[keep], batch[keep], mask[keep]
         t0 = time.perf_counter()
         out = self.grounder.head(batch, mask, {k: v for k, v in text.items() if k != "tokens"})
         trace.add("head", time.perf_counter() - t0)
         trace.head_rows, trace.head_steps = len(cand), int(lengths.sum())
         best = decode_best(self.bundle.model_name, out, lengths / self.rate, lengths)
+        median, wpt = query_signals
+        signals = np.array([[sim, conf, sim - median, wpt] for (sim, _, _), (_, _, conf) in zip(cand, best)])
+        relevance = self.calibration.relevance(signals)
         hits = []
         for i, ((sim, v, w), (s, e, conf)) in enumerate(zip(cand, best)):
+            if not np.isfinite(relevance[i]):  # never ranked (the graph gave no number for this window)
+                continue
             offset = contexts[v, w][0] / self.rate
             spans = self._phrases({k: arr[i] for k, arr in out.items()}, text, offset, lengths[i] / self.rate) \
                 if phrases else None
-            hits.append(_Hit(RETRIEVAL_WEIGHT * sim + (1 - RETRIEVAL_WEIGHT) * conf, v, offset + s, offset + e, sim,
-                             conf, spans))
+            hits.append(_Hit(float(relevance[i]), v, offset + s, offset + e, sim, conf, spans))
         return hits
+
+    def catalog_path(self, video: str | os.PathLike) -> str | None:
+        """The catalog path of an indexed video given as the catalog lists it, or as a path on disk
+        (absolute, or relative to the working directory) inside the library; None when it is none."""
+        text = os.fspath(video)
+        if text in self._paths:
+            return text
+        root = Path(self.settings.root or "")
+        for candidate in (Path(os.path.abspath(Path(text).expanduser())), Path(text).expanduser().resolve()):
+            try:
+                rel = candidate.relative_to(root).as_posix()
+            except ValueError:
+                continue
+            if rel in self._paths:
+                return rel
+        return None
+
+    def _stale(self, video_id: int) -> str | None:
+        """"deleted" or "changed" when the file of an ok video is gone or differs (size, mtime) from
+        when it was indexed; None when it is as indexed, or when the library folder is not there
+        at all (not mounted: the cached features still answer)."""
+        root, video = self.settings.root, self.videos[video_id]
+        try:
+            st = os.stat(os.path.join(root, video.path))
+        except OSError:
+            return None if not os.path.isdir(root) else "deleted"
+        return None if (st.st_size, st.st_mtime_ns) == (video.size, video.mtime_ns) else "changed"
+
+    def _moment(self, rank: int, hit: _Hit) -> Moment:
+        """A ranked hit as a Moment, its times (seconds of footage) placed in the file, past any gaps."""
+        gaps = self.gaps.get(hit.video_id, ())
+
+        def placed(start: float, end: float) -> tuple[float, float]:
+            return float(file_times([start], gaps)[0]), float(file_times([end], gaps, ends=True)[0])
+
+        start, end = placed(hit.start, hit.end)
+        phrases = None if hit.phrases is None else [
+            {**p, **dict(zip(("start", "end"), (round(t, 2) for t in placed(p["start"], p["end"]))))}
+            for p in hit.phrases]
+        video = self.videos[hit.video_id].path
+        return Moment(rank, round(hit.score, 4), video, round(start, 2), round(end, 2), round(hit.retrieval, 4),
+                      round(hit.span, 4), phrases, os.path.join(self.settings.root, video))
 
     @staticmethod
     def _phrases(item: dict[str, np.ndarray], text: dict, offset: float, duration: float) -> list[dict]:

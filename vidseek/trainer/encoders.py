@@ -19,6 +19,7 @@ import contextlib
 import hashlib
 import json
 import os
+import socket
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -222,7 +223,29 @@ def quiet_transformers() -> Iterator[None]:
 def _hub_help(name: str) -> str:
     return (f"On a machine with internet run `huggingface-cli download {name} --local-dir models/clip` "
             "(or `hf download` with newer huggingface_hub), copy that folder here and pass it: "
-            "`--encoder clip:models/clip`.")
+            "`vidseek index VIDEO_DIR --model clip:models/clip` (or `vidseek features ... --encoder clip:models/clip`); "
+            f"or there run `vidseek export --clip {name} BUNDLE_DIR`, copy BUNDLE_DIR here and pass "
+            "`--model BUNDLE_DIR` (docs/encoders.md, \"offline\").")
+
+
+def _hub_unreachable(name: str) -> str | None:
+    """Why the hub cannot give ``name`` right now, found in at most a few seconds (None: try it):
+    not in the local cache, and either HF_HUB_OFFLINE is set or the hub's host does not answer.
+    Without this check an offline machine spends a minute in the hub client's retries."""
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(name, "config.json"), str):
+        return None  # cached: transformers loads it offline
+    if constants.HF_HUB_OFFLINE:
+        return "HF_HUB_OFFLINE is set and it is not in the local cache"
+    url = urlparse(constants.ENDPOINT)
+    try:
+        socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout=3).close()
+    except OSError as exc:
+        return f"the hub ({constants.ENDPOINT}) does not answer ({exc.strerror or exc})"
+    return None
 
 
 def _clip_spec(name: str, image_size: int) -> FrameSpec:
@@ -268,6 +291,10 @@ def load_clip(name_or_path: str | os.PathLike = DEFAULT_CLIP, text: bool = True)
         name = str(local)
     elif name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name:  # a path, not owner/name
         raise FileNotFoundError(f"CLIP folder {name!r} does not exist. {_hub_help(DEFAULT_CLIP)}")
+    if not local.exists():
+        why = _hub_unreachable(name)
+        if why:
+            raise OSError(f"cannot load CLIP {name!r}: no folder of that name exists and {why}. {_hub_help(name)}")
     with quiet_transformers():
         try:
             config = AutoConfig.from_pretrained(name)
@@ -299,88 +326,6 @@ def load_clip(name_or_path: str | os.PathLike = DEFAULT_CLIP, text: bool = True)
             raise ValueError(f"{name!r} is a {config.model_type!r} checkpoint; --encoder clip expects a CLIP model "
                              "(model_type 'clip' or 'clip_vision_model')")
     return ClipParts(name, image, _clip_spec(name, image.image_size), text_tower, tokenizer)
-
-
-# A few sentences in the register of the synthetic world, to train the tiny CLIP's BPE merges.
-TINY_SENTENCES = (
-    "a person opens the door", "someone picks up a cup from the table", "the man sits down on a chair",
-    "a woman walks to the window and looks outside", "the person puts the book back on the shelf",
-    "person turns on the light", "someone closes the laptop and stands up", "a person drinks from a glass",
-    "the girl throws a ball", "the person waves at the camera, then leaves the room",
-)
-
-
-def _bytes_to_unicode() -> list[str]:
-    """The 256 printable characters standing for the bytes 0..255, in GPT-2/CLIP order."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return [chr(c) for _, c in sorted(zip(bs, cs))]
-
-
-def tiny_clip_tokenizer(sentences: tuple[str, ...] = TINY_SENTENCES, vocab_size: int = 800):
-    """A CLIP-compatible byte-level BPE tokenizer (transformers CLIPTokenizer) with merges learned on ``sentences``.
-
-    The vocabulary is laid out like CLIP's: the 256 byte characters, the same with ``</w>``, the learned
-    merges, then ``<|startoftext|>`` and ``<|endoftext|>`` last (the end-of-text id is the largest).
-    """
-    from tokenizers import Tokenizer, models, trainers
-    from transformers import CLIPTokenizer
-
-    template = CLIPTokenizer()  # an empty CLIP tokenizer: normaliser and pre-tokenizer to train with
-    bpe = Tokenizer(models.BPE(end_of_word_suffix="</w>", continuing_subword_prefix=""))
-    bpe.normalizer = template.backend_tokenizer.normalizer
-    bpe.pre_tokenizer = template.backend_tokenizer.pre_tokenizer
-    byte_chars = _bytes_to_unicode()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=1, initial_alphabet=byte_chars,
-                                  end_of_word_suffix="</w>", show_progress=False, special_tokens=[])
-    bpe.train_from_iterator(list(sentences), trainer)
-    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m)
-              for m in json.loads(bpe.to_str())["model"]["merges"]]
-    tokens = byte_chars + [c + "</w>" for c in byte_chars] + ["".join(m) for m in merges]
-    tokens += ["<|startoftext|>", "<|endoftext|>"]
-    vocab = {t: i for i, t in enumerate(dict.fromkeys(tokens))}
-    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77)
-
-
-def tiny_clip(path: str | Path, seed: int = 0, image_size: int = 224, patch_size: int = 32, hidden: int = 32,
-              layers: int = 2, heads: int = 4, projection_dim: int = 16) -> Path:
-    """Save a tiny randomly initialised CLIP (ViT image tower, the ViT-B/32 layout at toy width) to ``path``.
-
-    The folder looks like a downloaded checkpoint: config.json, model.safetensors, tokenizer files
-    (tokenizer.json included) and preprocessor_config.json, so ``load_clip(path)`` runs the real loading path.
-    """
-    from transformers import CLIPConfig, CLIPModel
-
-    path = Path(path)
-    tokenizer = tiny_clip_tokenizer()
-    ids = dict(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-               pad_token_id=tokenizer.pad_token_id)
-    config = CLIPConfig(
-        text_config=dict(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
-                         num_hidden_layers=layers, num_attention_heads=heads, max_position_embeddings=77,
-                         projection_dim=projection_dim, **ids),
-        vision_config=dict(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
-                           num_attention_heads=heads, image_size=image_size, patch_size=patch_size,
-                           projection_dim=projection_dim),
-        projection_dim=projection_dim,
-    )
-    with torch.random.fork_rng(devices=[]), quiet_transformers():
-        torch.manual_seed(seed)
-        CLIPModel(config).save_pretrained(path)
-        tokenizer.save_pretrained(path)
-    preprocessor = {  # the fields of openai/clip-vit-base-patch32's file (resample 3 = bicubic)
-        "crop_size": {"height": image_size, "width": image_size}, "do_center_crop": True, "do_normalize": True,
-        "do_resize": True, "image_processor_type": "CLIPImageProcessor", "image_mean": list(CLIP_SPEC.mean),
-        "image_std": list(CLIP_SPEC.std), "resample": 3, "size": {"shortest_edge": image_size},
-    }
-    (path / "preprocessor_config.json").write_text(json.dumps(preprocessor, indent=2))
-    return path
 
 
 # ----------------------------------------------------------------------------------------------

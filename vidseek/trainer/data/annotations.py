@@ -52,7 +52,7 @@ DATASETS = ("charades-sta", "activitynet", "tacos", "qvhighlights", "jsonl")
 class Sample:
     """One query with its ground-truth moments."""
 
-    qid: str  # unique within a file
+    qid: str | int  # unique within a file; a jsonl file's own qids keep their type (1 stays 1, "1" stays "1")
     vid: str  # video id, the key of its features
     query: str  # natural-language query, surrounding whitespace stripped
     duration: float  # video length in seconds
@@ -429,7 +429,9 @@ def read_jsonl(path: str | Path) -> SampleList:
                 continue
             where = f"{path}:{lineno}"
             record = _jsonl_record(line, where)
-            qid = str(record["qid"]) if "qid" in record else f"{path.stem}:{lineno}"
+            qid = record["qid"] if "qid" in record else f"{path.stem}:{lineno}"
+            if isinstance(qid, bool) or not isinstance(qid, (int, str)):
+                raise AnnotationError(f"{where}: 'qid' must be an integer or a string, got {qid!r}")
             if qid in seen:
                 raise AnnotationError(f"{where}: qid {qid!r} appears more than once in the file")
             seen.add(qid)

@@ -1,0 +1,28 @@
+"""After `make demo`, the command the demo prints at its end works as printed, in a shell where the
+virtual environment is not activated (`vidseek` alone would be "command not found")."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def test_the_demo_closing_hint_runs_as_printed(tmp_path):
+    script = Path(sys.executable).with_name("vidseek")
+    if not script.is_file():
+        pytest.skip(f"no vidseek console script beside {sys.executable} (not installed with pip)")
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep)
+                                  if p and Path(p).resolve() != script.parent.resolve())
+    r = subprocess.run([os.path.relpath(script, tmp_path), "demo", "--dir", "demo", "--videos", "2", "--top-k", "1",
+                        "--workers", "1"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    hint = r.stdout.strip().splitlines()[-1].strip()
+    assert hint.endswith('search "QUERY" --index demo/index') and not hint.startswith("vidseek "), hint
+    command = hint.replace('"QUERY"', '"person opens door"')
+    r = subprocess.run(command, shell=True, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "rank" in r.stdout, r.stdout + r.stderr
