@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-import helpers
+pytest.register_assert_rewrite("helpers")  # its asserts (check_index ...) explain failures like a test's
+import helpers  # noqa: E402
 
 
 @pytest.fixture(scope="session")

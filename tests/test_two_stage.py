@@ -22,10 +22,11 @@ from vidseek.library.searcher import Searcher, SearchTrace
 
 @pytest.fixture(scope="module")
 def library(invoke, tmp_path_factory):
-    """Eight 8 s synthetic videos (seed 0) indexed with the built-in bundle, and the world's sentences."""
+    """Eight 8 s synthetic videos (seed 0, 5 frames/s: the bundle's rate) indexed with the built-in
+    bundle, and the world's sentences."""
     root = tmp_path_factory.mktemp("two-stage")
-    r = invoke("synth", root / "world", "--videos", 8, "--min-duration", 8, "--max-duration", 8, "--split", "0,0,1",
-               "--no-progress")
+    r = invoke("synth", root / "world", "--videos", 8, "--min-duration", 8, "--max-duration", 8, "--fps", 5,
+               "--split", "0,0,1", "--no-progress")
     assert r.exit_code == 0, r.output
     r = invoke("index", root / "world" / "videos", "--index", root / "index", "--no-progress")  # builtin is the default
     assert r.exit_code == 0 and "indexed 8" in r.output, r.output

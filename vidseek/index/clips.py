@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -473,12 +473,18 @@ class ClipIndex:
         return np.where(ids < 0, -np.inf, scores).astype(np.float32), video, window
 
     # -- files --------------------------------------------------------------------------------
-    def save(self) -> Path:
-        """Write the index to ``index_dir/clips.faiss`` atomically (temporary file + os.replace)."""
+    def save(self, on_written: Callable[[Path], None] | None = None) -> Path:
+        """Write the index to ``index_dir/clips.faiss`` atomically (temporary file + os.replace);
+        ``on_written(temporary)`` is called once the new file is written, before it replaces the old."""
         import faiss
 
+        def write(tmp: Path) -> None:
+            faiss.write_index(self._index, str(tmp))
+            if on_written is not None:
+                on_written(tmp)
+
         with storage_errors(self.path):
-            return atomic_write(self.path, lambda tmp: faiss.write_index(self._index, str(tmp)))
+            return atomic_write(self.path, write)
 
     def load(self) -> bool:
         """Read ``clips.faiss`` if it exists (False when there is none, leaving the index empty)."""

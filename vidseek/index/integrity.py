@@ -95,15 +95,24 @@ def clip_index_videos(index_dir: str | Path) -> set[int] | None:
 
 
 def clip_index_damaged(index_dir: str | Path, settings: IndexSettings) -> bool:
-    """Whether ``clips.faiss`` differs from what the writer saved (its CRC-32 recorded in the
-    settings). An index that records none, or has no clips.faiss, is not damaged by this test."""
+    """Whether ``clips.faiss`` differs from what the writer saved. The writer records the CRC-32 of
+    the file it is about to move into place (``clips_crc32_next``), then, once it is there, as the
+    saved one (``clips_crc32``), so a writer killed in between leaves a file with one of the two. An
+    index that records none, or has no clips.faiss, is not damaged by this test."""
     path = Path(index_dir) / INDEX_FILE
-    if settings.clips_crc32 is None or not path.is_file():
+    if settings.clips_crc32 is None and settings.clips_crc32_next is None or not path.is_file():
         return False
     try:
-        return file_crc32(path) != settings.clips_crc32
+        return not crc_accepted(settings, file_crc32(path))
     except OSError:
         return True
+
+
+def crc_accepted(settings: IndexSettings, crc: int) -> bool:
+    """Whether a clips.faiss of this CRC-32 is one the writer saved (see ``clip_index_damaged``);
+    any is, in an index that records none (made before checksums were)."""
+    accepted = {settings.clips_crc32, settings.clips_crc32_next} - {None}
+    return not accepted or crc in accepted
 
 
 def check(catalog: Catalog) -> list[str]:

@@ -37,6 +37,7 @@ class IndexSettings:
     dim: int | None = None  # clip embedding dimension E (cache/<id>.clips.npy is (windows, E))
     state_dim: int | None = None  # video encoder state dimension H (cache/<id>.states.npy is (steps, H))
     clips_crc32: int | None = None  # CRC-32 of clips.faiss as the writer saved it (a mismatch: damaged, rebuilt)
+    clips_crc32_next: int | None = None  # that of the clips.faiss being saved: recorded before it replaces the file
 
     @classmethod
     def from_stored(cls, stored: dict[str, Any]) -> IndexSettings:

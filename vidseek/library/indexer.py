@@ -171,7 +171,7 @@ def index_folder(video_dir: str | Path, index_dir: str | Path, bundle_dir: str |
             catalog.check_settings(window_s=window_s, stride_s=stride_s, rate=rate, dim=bundle.meta["retrieval_dim"])
         moved = None if rebuild else _moved_library(catalog, root)
         # a rebuild resets the model choice and the state width of the old bundle too (None: not known)
-        renewed = {"model": model, "state_dim": None, "clips_crc32": None} if rebuild else ({"model": model} if model else {})
+        renewed = {"model": model, "state_dim": None, "clips_crc32": None, "clips_crc32_next": None} if rebuild else ({"model": model} if model else {})
         catalog.update_settings(root=str(root), fingerprint=bundle.fingerprint, bundle=str(Path(bundle_dir).resolve()),
                                 window_s=window_s, stride_s=stride_s, rate=rate, dim=bundle.meta["retrieval_dim"],
                                 **renewed)
@@ -179,9 +179,11 @@ def index_folder(video_dir: str | Path, index_dir: str | Path, bundle_dir: str |
         states, clips = FeatureCache(index_dir, "states"), ClipIndex(index_dir, settings.dim)
         notes = [moved] if moved else []
         try:
-            if integrity.clip_index_damaged(index_dir, settings):
+            crc = file_crc32(clips.path) if clips.path.is_file() else None
+            if crc is not None and not integrity.crc_accepted(settings, crc):
                 raise ClipIndexError("it does not match the checksum recorded when it was written")
-            clips.load()
+            if clips.load():  # the file there is the saved one from now on (a killed run may not have said so)
+                catalog.update_settings(clips_crc32=crc, clips_crc32_next=None)
         except ClipIndexError as exc:  # damaged clips.faiss (derived data): rebuilt from the cached embeddings
             clips = ClipIndex(index_dir, settings.dim)
             notes.append(f"{INDEX_FILE} was damaged ({str(exc).split(';')[0]}): rebuilt from the cached clip "
@@ -265,9 +267,17 @@ def _moved_library(catalog: Catalog, root: Path) -> str | None:
 
 
 def _save(clips: ClipIndex, catalog: Catalog) -> None:
-    """Save clips.faiss, then record its checksum (killed between the two, the next run finds a
-    mismatch and rebuilds the clip index from the cache: lost work, never a wrong index)."""
-    catalog.update_settings(clips_crc32=file_crc32(clips.save()))
+    """Save clips.faiss with its checksum: that of the new file is recorded before it replaces the
+    old one, and confirmed after, so the file on disk matches a recorded checksum whenever the run
+    is killed (``integrity.clip_index_damaged``)."""
+    crc = {}
+
+    def record(tmp: Path) -> None:
+        crc["new"] = file_crc32(tmp)
+        catalog.update_settings(clips_crc32_next=crc["new"])
+
+    clips.save(on_written=record)
+    catalog.update_settings(clips_crc32=crc["new"], clips_crc32_next=None)
 
 
 def _open_catalog(index_dir: Path, rebuild: bool) -> Catalog:
