@@ -21,6 +21,7 @@ _LAZY = {
     "IndexInfo": "vidseek.library.api",
     "Searcher": "vidseek.library.searcher",
     "Moment": "vidseek.library.searcher",
+    "Moments": "vidseek.library.searcher",
     "SearchTrace": "vidseek.library.searcher",
     "VidseekError": "vidseek.errors",
 }
