@@ -12,7 +12,7 @@ import pytest
 from vidseek.engine.bundle import BundleError, load_bundle
 from vidseek.engine.calibration import UNCALIBRATED, Calibration
 from vidseek.library.api import Index
-from vidseek.library.calibrate import collect, fit_calibration, gibberish, measure
+from vidseek.library.calibrate import collect, fit_calibration, gibberish, measure, unseen_queries
 
 
 @pytest.fixture(scope="module")
@@ -54,19 +54,28 @@ def test_gibberish_gets_no_match_and_true_queries_get_moments(world, invoke):
 
 def test_fit_and_measure_on_a_world(world):
     sentences = [s for s in map(json.loads, (world / "syn" / "test.jsonl").read_text().splitlines())][:30]
+    from vidseek.builtin import builtin_bundle
+
+    vocab = frozenset(load_bundle(builtin_bundle()).meta["words"]["vocabulary"])
     with Index(world / "idx") as index:
-        obs = collect(index, sentences, gibberish(10, seed=9), top_k=5)
-    assert obs.signals.shape[1] == 4 and obs.true.any() and not obs.true[obs.gibberish].any()
+        obs = collect(index, sentences, gibberish(10, seed=9), unseen_queries(10, vocab, seed=9), top_k=5)
+    assert obs.signals.shape[1] == 5 and obs.true.any() and not obs.true[obs.gibberish | obs.unseen].any()
+    assert (obs.signals[obs.unseen | obs.gibberish, 4] < 1).all()  # known_words: gibberish is unseen too
+    assert (obs.signals[~(obs.unseen | obs.gibberish), 4] == 1).all()
     calibration = fit_calibration(obs)
+    assert "known_words" in calibration.signals
     figures = measure(obs, calibration)
-    assert figures["gibberish"] == 10 and figures["sentences"] == 30
-    assert figures["gibberish_no_match"] >= 90 and 0.5 <= figures["roc_auc_rank1"] <= 1
+    assert figures["gibberish"] == figures["unseen"] == 10 and figures["sentences"] == 30
+    assert figures["gibberish_no_match"] >= 90 and figures["unseen_no_match"] >= 90
+    assert 0.5 <= figures["roc_auc_rank1"] <= 1
     assert measure(obs, UNCALIBRATED)["gibberish_no_match"] == 0  # no threshold: everything answers
 
 
 @pytest.mark.parametrize("edit,field", [
     (lambda c: c.update(threshold=1.5), "calibration.threshold"),
-    (lambda c: c.update(weights=[1.0, "x", 0.0, 0.0]), "calibration.weights"),
+    (lambda c: c.update(weights=[1.0, "x", 0.0, 0.0, 0.0][:len(c["weights"])]), "calibration.weights"),
+    (lambda c: c.update(weights=c["weights"][:-1]), "calibration.weights"),
+    (lambda c: c.update(signals=["retrieval", "sparkle"] + c["signals"][2:]), "calibration.signals"),
     (lambda c: c.update(bias=float("nan")), "calibration.bias"),
 ])
 def test_a_bad_calibration_refuses_the_bundle(tmp_path, edit, field):
@@ -90,3 +99,27 @@ def test_the_calibration_is_part_of_the_fingerprint(tmp_path):
     meta["calibration"]["threshold"] = float(np.clip(meta["calibration"]["threshold"] + 0.1, 0, 1))
     (copy / "bundle.json").write_text(json.dumps(meta))
     assert load_bundle(copy).fingerprint != load_bundle(builtin_bundle()).fingerprint
+
+
+def test_queries_about_things_the_model_never_saw_get_no_match_and_a_note(world, invoke):
+    with Index(world / "idx") as index:
+        for query in ("a dog", "fire", "flipping a pancake", "someone feeds the cat", "a bird"):
+            moments = index.search(query)
+            assert not moments and moments.best is not None, query
+            assert moments.unseen_words and set(moments.unseen_words) <= {"dog", "fire", "flipping", "pancake",
+                                                                          "feeds", "cat", "bird"}
+        assert index.search("the person opens the door", top_k=3).unseen_words == []
+    r = invoke("search", "a dog", "--index", world / "idx")
+    assert r.exit_code == 0 and "no moment matches 'a dog'" in r.stdout
+    assert "never saw 'dog' in training" in r.stderr and "--model clip:" in r.stderr
+
+
+def test_the_vocabulary_holds_every_word_of_the_world_s_sentences(world):
+    from vidseek.builtin import builtin_bundle
+    from vidseek.engine.calibration import query_words
+    from vidseek.synth.language import sentence_words
+
+    vocab = set(sentence_words())
+    assert set(load_bundle(builtin_bundle()).meta["words"]["vocabulary"]) == vocab
+    for record in map(json.loads, (world / "syn" / "test.jsonl").read_text().splitlines()):
+        assert set(query_words(record["query"])) <= vocab, record["query"]

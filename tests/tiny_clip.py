@@ -92,3 +92,59 @@ def tiny_clip(path: str | Path, seed: int = 0, image_size: int = 224, patch_size
     }
     (path / "preprocessor_config.json").write_text(json.dumps(preprocessor, indent=2))
     return path
+
+
+def tiny_siglip(path: str | Path, seed: int = 0, image_size: int = 64, patch_size: int = 16, hidden: int = 32,
+                layers: int = 2, heads: int = 4, fast_tokenizer: bool = False) -> Path:
+    """Save a tiny randomly initialised SigLIP to ``path``, like a downloaded SigLIP checkpoint.
+
+    Its tokenizer is a SentencePiece Unigram model trained on TINY_SENTENCES with SigLIP's special
+    pieces (``<pad>`` 0, ``</s>`` 1, ``<unk>`` 2), saved as spiece.model for transformers'
+    SiglipTokenizer, as google/siglip-* ship it (no tokenizer.json). With ``fast_tokenizer`` the same
+    pieces are saved as a tokenizer.json instead, as SigLIP 2's fixed-resolution checkpoints ship theirs.
+    """
+    import io
+
+    import sentencepiece as spm
+    from transformers import PreTrainedTokenizerFast, SiglipConfig, SiglipModel, SiglipTokenizer
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(list(TINY_SENTENCES) * 5), model_writer=model, vocab_size=120, model_type="unigram",
+        pad_id=0, eos_id=1, unk_id=2, bos_id=-1, pad_piece="<pad>", eos_piece="</s>", unk_piece="<unk>",
+        add_dummy_prefix=False, normalization_rule_name="nmt_nfkc_cf", hard_vocab_limit=False, minloglevel=2)
+    spiece = path / "spiece.model"
+    spiece.write_bytes(model.getvalue())
+    with quiet_transformers():
+        tokenizer = SiglipTokenizer(str(spiece), model_max_length=64)
+        if fast_tokenizer:
+            from vidseek.export.clip import siglip_tokenizer
+
+            backend = siglip_tokenizer(tokenizer)
+            spiece.unlink()
+            tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="</s>", eos_token="</s>",
+                                                unk_token="<unk>", model_max_length=64)
+        tokenizer.save_pretrained(path)
+        config = SiglipConfig(
+            text_config=dict(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
+                             num_hidden_layers=layers, num_attention_heads=heads, max_position_embeddings=64,
+                             projection_size=hidden, pad_token_id=1, eos_token_id=1, bos_token_id=None),
+            vision_config=dict(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
+                               num_attention_heads=heads, image_size=image_size, patch_size=patch_size),
+        )
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = SiglipModel(config)
+            with torch.no_grad():  # SigLIP's trained temperature and bias, not the random init
+                model.logit_scale.fill_(2.3)
+                model.logit_bias.fill_(-10.0)
+            model.save_pretrained(path)
+    preprocessor = {  # the fields of google/siglip-base-patch16-224's file: stretched, no crop, mean/std 0.5
+        "do_normalize": True, "do_rescale": True, "do_resize": True, "image_processor_type": "SiglipImageProcessor",
+        "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5], "resample": 3,
+        "size": {"height": image_size, "width": image_size},
+    }
+    (path / "preprocessor_config.json").write_text(json.dumps(preprocessor, indent=2))
+    return path

@@ -141,7 +141,7 @@ def _export_clip(source: str, positional: Path | None, out_dir: Path | None, fmt
     from vidseek.export.clip import export_clip_bundle
 
     try:
-        click.echo(f"exporting CLIP {source} -> {out} (zero-shot bundle, ONNX opset {opset})")
+        click.echo(f"exporting {source} -> {out} (zero-shot bundle, ONNX opset {opset})")
         meta = export_clip_bundle(source, out, opset, on_graph=_status, check=check)
         bundle = load_bundle(out)
     except (*USER_ERRORS, ValueError) as exc:  # ValueError: a run or option export cannot use

@@ -67,6 +67,8 @@ def search_cmd(query: str | None, index_dir: Path | None, queries_path: Path | N
         return
     if note:
         click.echo(note, err=True)
+    if moments.unseen_words:
+        click.echo(unseen_note(moments.unseen_words), err=True)
     if not moments and moments.best is not None:
         click.echo(no_match(query, moments))
         return
@@ -78,6 +80,14 @@ def search_cmd(query: str | None, index_dir: Path | None, queries_path: Path | N
         click.echo(f"{m.rank:>4}  {m.score:6.3f}  {m.start:7.2f}  {m.end:7.2f}  {shown(m.video)}")
         for p in m.phrases or ():
             click.echo(f"{'':>14}{p['start']:7.2f}  {p['end']:7.2f}    phrase {p['text']!r} (weight {p['weight']:.2f})")
+
+
+def unseen_note(words: list[str]) -> str:
+    """A note naming the query's words the model was never trained on."""
+    listed = ", ".join(repr(shown(w)) for w in words[:8]) + (" ..." if len(words) > 8 else "")
+    return (f"note: this model never saw {listed} in training, so it cannot know what "
+            f"{'they look' if len(words) > 1 else 'it looks'} like; describe the moment with other words, "
+            "or use a model trained on real footage (--model clip:...)")
 
 
 def no_match(query: str, moments) -> str:

@@ -122,6 +122,9 @@ def _check_layout(meta, meta_path: Path) -> None:
     if not isinstance(words, dict) or not isinstance(words.get("tokenizer"), str):
         problems.append("'words' must name the tokenizer file")
         words = {}
+    vocab = words.get("vocabulary")
+    if vocab is not None and not (isinstance(vocab, list) and all(isinstance(w, str) for w in vocab)):
+        problems.append("'words.vocabulary' must be a list of the training sentences' words")
     problems += _setting_problems(meta) + calibration_problems(meta.get("calibration"))
     domain = meta.get("domain", {"kind": "unknown"})
     if not (isinstance(domain, dict) and domain.get("kind") in DOMAINS):

@@ -9,7 +9,11 @@ The signals of a moment (``SIGNALS``), all available to every bundle at search t
   minus the median similarity of the clips FAISS returned): a query that matches nothing in
   particular is about as close to every clip;
 - ``words_per_token``: the query's words per token the tokenizer made of them (special tokens
-  left out): 1 for words the vocabulary knows whole, low for gibberish cut into pieces.
+  left out): 1 for words the vocabulary knows whole, low for gibberish cut into pieces;
+- ``known_words``: the share of the query's words that the bundle's training sentences used
+  (``words.vocabulary`` of bundle.json, see ``known_share``): a model trained on a closed world
+  has never learnt what "dog" looks like, however well its text encoder knows the word. 1 for a
+  bundle that records no vocabulary (open-vocabulary models such as CLIP).
 
 The calibration is a logistic model over them, fitted on held-out data of the bundle's training
 domain (``fit``; ``scripts/calibrate_builtin.py``) and stored in bundle.json under ``calibration``
@@ -17,11 +21,13 @@ with the threshold below which search answers "no moment matches"::
 
     {"kind": "logistic", "signals": [...], "weights": [...], "bias": b, "threshold": t, "fitted_on": {...}}
 
+``signals`` names the signals it uses, in the order of its weights (any of ``SIGNALS``).
+
 A bundle without one gets ``UNCALIBRATED``: relevance = the mean of retrieval and span (the
 ranking vidseek always had), no threshold.
 
->>> c = Calibration(weights=(4.0, 2.0, 0.0, 0.0), bias=-3.0, threshold=0.5)
->>> [round(float(x), 3) for x in c.relevance(np.array([[0.9, 0.8, 0.1, 1.0], [0.1, 0.1, 0.0, 0.3]]))]
+>>> c = Calibration(weights=(4.0, 2.0), bias=-3.0, threshold=0.5, signals=("retrieval", "span"))
+>>> [round(float(x), 3) for x in c.relevance(np.array([[0.9, 0.8, 0.1, 1.0, 1.0], [0.1, 0.1, 0.0, 0.3, 1.0]]))]
 [0.9, 0.083]
 """
 
@@ -29,9 +35,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+import re
+from collections.abc import Iterable
+
 import numpy as np
 
-SIGNALS = ("retrieval", "span", "distinct", "words_per_token")
+SIGNALS = ("retrieval", "span", "distinct", "words_per_token", "known_words")
 
 
 @dataclass(frozen=True)
@@ -54,7 +63,8 @@ class Calibration:
             return UNCALIBRATED
         return cls(tuple(float(w) for w in stored["weights"]), float(stored["bias"]),
                    None if stored.get("threshold") is None else float(stored["threshold"]),
-                   stored.get("kind", "logistic"), tuple(stored.get("signals", SIGNALS)), stored.get("fitted_on", {}))
+                   stored.get("kind", "logistic"), tuple(stored.get("signals", SIGNALS[:len(stored["weights"])])),
+                   stored.get("fitted_on", {}))
 
     def to_meta(self) -> dict:
         d = asdict(self)
@@ -65,15 +75,16 @@ class Calibration:
         return self.kind == "logistic"
 
     def relevance(self, signals: np.ndarray) -> np.ndarray:
-        """(N, len(SIGNALS)) signals -> (N,) relevance in [0, 1]."""
+        """(N, len(SIGNALS)) signals, in the order of SIGNALS -> (N,) relevance in [0, 1]."""
         x = np.asarray(signals, np.float64)
         if self.kind == "mean":
             return np.clip((x[:, 0] + x[:, 1]) / 2, 0.0, 1.0)
+        x = x[:, [SIGNALS.index(name) for name in self.signals]]
         z = self.bias + x @ np.asarray(self.weights, np.float64)
         return 1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))
 
 
-UNCALIBRATED = Calibration(weights=(0.5, 0.5, 0.0, 0.0), bias=0.0, threshold=None, kind="mean")
+UNCALIBRATED = Calibration(weights=(0.5, 0.5), bias=0.0, threshold=None, kind="mean", signals=("retrieval", "span"))
 
 
 def problems(stored) -> list[str]:
@@ -84,16 +95,19 @@ def problems(stored) -> list[str]:
         return [f"'calibration' must be an object, got {stored!r}"]
     out = []
     weights = stored.get("weights")
-    if not (isinstance(weights, list) and len(weights) == len(stored.get("signals", SIGNALS))
+    signals = stored.get("signals", SIGNALS[:len(weights)] if isinstance(weights, list) else SIGNALS)
+    if not (isinstance(signals, list | tuple) and signals and all(name in SIGNALS for name in signals)
+            and len(set(signals)) == len(signals)):
+        out.append(f"calibration.signals must name signals among {list(SIGNALS)}, each once, got {signals!r}")
+        signals = SIGNALS
+    if not (isinstance(weights, list) and len(weights) == len(signals)
             and all(isinstance(w, (int, float)) and np.isfinite(w) for w in weights)):
-        out.append(f"calibration.weights must be {len(SIGNALS)} finite numbers, got {weights!r}")
+        out.append(f"calibration.weights must be {len(signals)} finite numbers (one per signal), got {weights!r}")
     if not (isinstance(stored.get("bias"), (int, float)) and np.isfinite(stored["bias"])):
         out.append(f"calibration.bias must be a finite number, got {stored.get('bias')!r}")
     threshold = stored.get("threshold")
     if threshold is not None and not (isinstance(threshold, (int, float)) and 0 <= threshold <= 1):
         out.append(f"calibration.threshold must be a number in [0, 1], got {threshold!r}")
-    if tuple(stored.get("signals", SIGNALS)) != SIGNALS:
-        out.append(f"calibration.signals must be {list(SIGNALS)}, got {stored.get('signals')!r}")
     return out
 
 
@@ -104,6 +118,34 @@ def words_per_token(query: str, n_tokens: int) -> float:
     (1.0, 0.25)
     """
     return min(1.0, len(query.split()) / max(1, n_tokens))
+
+
+def query_words(text: str) -> list[str]:
+    """The words of a query or training sentence as the vocabulary counts them: runs of letters and
+    digits, lower case.
+
+    >>> query_words("The person's RED shirt, 2 times")
+    ['the', 'person', 's', 'red', 'shirt', '2', 'times']
+    """
+    return re.findall(r"[^\W_]+", text.lower())
+
+
+def vocabulary(sentences: Iterable[str]) -> list[str]:
+    """The sorted words of training ``sentences`` (``words.vocabulary`` of a bundle)."""
+    return sorted({w for s in sentences for w in query_words(s)})
+
+
+def known_share(query: str, vocabulary: frozenset[str] | None) -> float:
+    """The share of ``query``'s words in ``vocabulary``; 1 when there is no vocabulary (the bundle
+    records none) or the query has no word.
+
+    >>> known_share("person opens door", frozenset({"person", "opens", "door"})), known_share("a dog", frozenset({"a"}))
+    (1.0, 0.5)
+    """
+    words = query_words(query)
+    if vocabulary is None or not words:
+        return 1.0
+    return sum(w in vocabulary for w in words) / len(words)
 
 
 def fit(signals: np.ndarray, labels: np.ndarray, l2: float = 1e-3, steps: int = 50) -> tuple[tuple[float, ...], float]:

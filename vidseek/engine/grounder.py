@@ -6,12 +6,14 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import numpy as np
 
 from vidseek.engine.decode import decode_phrases, decode_windows
 from vidseek.engine.bundle import Bundle
+from vidseek.engine.calibration import query_words
 from vidseek.engine.registry import GRAPH_NAMES, family
 from vidseek.engine.session import make_session
 from vidseek.engine.video import VideoInfo
@@ -49,6 +51,19 @@ def check_text(query: str) -> None:
                          "(a command-line argument that is not UTF-8?); type the query as UTF-8 text") from None
 
 
+def unknown_ids(tokenizer) -> set[int]:
+    """The id of a ``tokenizers.Tokenizer``'s unknown-word token, if it has one: WordPiece and BPE name
+    it (``unk_token``); a Unigram model (SentencePiece: SigLIP, T5) keeps only its ``unk_id``."""
+    model = tokenizer.model
+    unk = getattr(model, "unk_token", None)
+    if unk:
+        return {tokenizer.token_to_id(unk)} - {None}
+    if type(model).__name__ == "Unigram":  # only the serialised model says which piece it is
+        unk_id = json.loads(tokenizer.to_str())["model"].get("unk_id")
+        return {int(unk_id)} if unk_id is not None else set()
+    return set()
+
+
 class Grounder:
     """The query-time and index-time graphs of one bundle on one backend."""
 
@@ -64,8 +79,10 @@ class Grounder:
         added = self.tokenizer.get_added_tokens_decoder()
         self._special = {i for i, t in added.items() if t.special}
         self._special_text = {t.content for t in added.values() if t.special}
-        unk = getattr(self.tokenizer.model, "unk_token", None)
-        self._unknown = {self.tokenizer.token_to_id(unk)} - {None} if unk else set()
+        self._unknown = unknown_ids(self.tokenizer)
+        # the words of the sentences the bundle was trained on (None: not recorded, an open vocabulary)
+        vocab = bundle.meta["words"].get("vocabulary")
+        self.vocabulary = frozenset(vocab) if vocab is not None else None
 
     # ---- query side ----------------------------------------------------------------------------
     def tokenize(self, queries: list[str]) -> tuple[dict[str, np.ndarray], list[list[str]]]:
@@ -88,6 +105,13 @@ class Grounder:
             ids[i, : len(e.ids)] = e.ids
             mask[i, : len(e.ids)] = 1
         return {"input_ids": ids, "attention_mask": mask}, [e.tokens for e in encs]
+
+    def unseen_words(self, query: str) -> list[str]:
+        """The words of ``query`` that the bundle's training sentences never used, in query order
+        (none when the bundle records no vocabulary)."""
+        if self.vocabulary is None:
+            return []
+        return list(dict.fromkeys(w for w in query_words(query) if w not in self.vocabulary))
 
     def content_tokens(self, tokens: list[str]) -> int:
         """How many of a query's ``tokens`` (as ``tokenize`` gives them) are not special tokens."""

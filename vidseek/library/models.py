@@ -116,7 +116,7 @@ def zero_shot_bundle(source: str, on_export: Callable[[str, Path], None] | None 
     tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        export_clip_bundle(source, tmp, check=True)
+        export_clip_bundle(source, tmp, check=True, progress=True)
         try:
             os.replace(tmp, folder)
         except OSError:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from vidseek.engine.bundle import BundleError, load_bundle
-from vidseek.engine.calibration import Calibration, words_per_token
+from vidseek.engine.calibration import Calibration, known_share, words_per_token
 from vidseek.engine.decode import decode_best, decode_phrases
 from vidseek.engine.grounder import Grounder
 from vidseek.engine.video import file_times
@@ -105,6 +105,7 @@ class SearchTrace:
     head_steps: int = 0  # feature steps it read in all
     median_similarity: float = 0.0  # of the query's candidate clips (the calibration's "distinct" is relative to it)
     words_per_token: float = 0.0  # of the query (``vidseek.engine.calibration.words_per_token``)
+    known_words: float = 1.0  # share of the query's words the bundle was trained on (``known_share``)
 
     def add(self, stage: str, seconds: float) -> None:
         self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
@@ -133,11 +134,15 @@ class Moments(list):
 
     ``threshold`` is the relevance a moment needed; ``best`` is the best candidate below it when no
     moment reached it (search again with ``min_score=0`` to see it and the others), else None.
+    ``unseen_words``: the query's words that the model's training sentences never used (a model
+    trained on a closed world cannot know what they look like); empty for open-vocabulary models.
     """
 
-    def __init__(self, moments=(), threshold: float = 0.0, best: Moment | None = None):
+    def __init__(self, moments=(), threshold: float = 0.0, best: Moment | None = None,
+                 unseen_words: list[str] | None = None):
         super().__init__(moments)
         self.threshold, self.best = threshold, best
+        self.unseen_words = list(unseen_words or [])
 
 
 class StaleVideoWarning(UserWarning):
@@ -340,8 +345,9 @@ class Searcher:
         if video is not None and not cand:
             raise CacheError(next(m for v, m in self.damaged.items() if self.videos[v].path == wanted))
         query_signals = (float(np.median(found)) if found.size else 0.0,
-                         words_per_token(query, self.grounder.content_tokens(text["tokens"][0])))
-        trace.median_similarity, trace.words_per_token = query_signals
+                         words_per_token(query, self.grounder.content_tokens(text["tokens"][0])),
+                         known_share(query, self.grounder.vocabulary))
+        trace.median_similarity, trace.words_per_token, trace.known_words = query_signals
         hits = self._ground(cand, contexts, features, text, phrases, trace, query_signals) if cand else []
         moments = []
         for vid in sorted({h.video_id for h in hits}):  # NMS within each video
@@ -350,7 +356,7 @@ class Searcher:
             moments += [mine[k] for k in keep]
         moments.sort(key=lambda h: -h.score)
         threshold = (self.calibration.threshold or 0.0) if min_score is None else float(min_score)
-        result, stale = Moments(threshold=threshold), {}
+        result, stale = Moments(threshold=threshold, unseen_words=self.grounder.unseen_words(query)), {}
         for hit in moments:  # the files of the results only are checked, so a search stays fast
             if len(result) == top_k:
                 break
@@ -372,10 +378,10 @@ class Searcher:
         return result
 
     def _ground(self, cand: list[tuple[float, int, int]], contexts: dict, features: dict, text: dict, phrases: bool,
-                trace: SearchTrace, query_signals: tuple[float, float]) -> list[_Hit]:
+                trace: SearchTrace, query_signals: tuple[float, float, float]) -> list[_Hit]:
         """The head on every candidate's context in one batch: each candidate's best span and its
         relevance, from the bundle's calibration of the moment's signals (``query_signals``: the
-        median similarity of the query's candidates, and its words per token)."""
+        median similarity of the query's candidates, its words per token and its share of known words)."""
         lengths = np.array([b - a for a, b in (contexts[v, w] for _, v, w in cand)])
         batch = np.zeros((len(cand), lengths.max(), features[cand[0][1]].shape[1]), np.float32)
         mask = np.zeros(batch.shape[:2], bool)
@@ -396,8 +402,8 @@ class Searcher:
         trace.add("head", time.perf_counter() - t0)
         trace.head_rows, trace.head_steps = len(cand), int(lengths.sum())
         best = decode_best(self.bundle.model_name, out, lengths / self.rate, lengths)
-        median, wpt = query_signals
-        signals = np.array([[sim, conf, sim - median, wpt] for (sim, _, _), (_, _, conf) in zip(cand, best)])
+        median, wpt, known = query_signals
+        signals = np.array([[sim, conf, sim - median, wpt, known] for (sim, _, _), (_, _, conf) in zip(cand, best)])
         relevance = self.calibration.relevance(signals)
         hits = []
         for i, ((sim, v, w), (s, e, conf)) in enumerate(zip(cand, best)):

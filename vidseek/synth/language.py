@@ -12,6 +12,7 @@ what each sentence means (so every window it truly describes can be found).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -234,3 +235,21 @@ def library_windows(meaning: Meaning, videos: list[dict]) -> dict[str, list[list
         if found:
             out[video["vid"]] = found
     return out
+
+
+def sentence_words() -> list[str]:
+    """Every word a sentence of the synthetic world can use (templates with every slot filled), sorted:
+    the vocabulary of a model trained on this world only."""
+    from vidseek.engine.calibration import query_words
+    from vidseek.synth.palette import BALL_COLORS, BOX_COLORS, SHIRT_COLORS
+
+    texts = [text for (_, text), _ in SUBJECTS] + [text for parts in PREDICATES.values() for p in parts for _, text in p]
+    texts += [text for text, _ in OBJECT_PHRASES] + ["an"]
+    slots = {"shirt": SHIRT_COLORS, "size": ("tall", "short"), "color": BOX_COLORS + BALL_COLORS, "kind": ("box", "ball")}
+    words = set()
+    for text in texts:
+        words.update(query_words(re.sub(r"\{\w+\}", " ", text)))
+        for slot, values in slots.items():
+            if "{" + slot + "}" in text:
+                words.update(values)
+    return sorted(words)

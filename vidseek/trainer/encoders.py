@@ -157,50 +157,74 @@ def seeded_builtin(cfg: CNNConfig | None = None, seed: int = BUILTIN_SEED) -> Bu
 
 
 class ClipImageTower(nn.Module):
-    """pixel_values (N, 3, S, S) normalised per the CLIP spec -> image_embeds (N, projection_dim)."""
+    """pixel_values (N, 3, S, S) normalised per the checkpoint's spec -> image embeddings (N, dim).
 
-    def __init__(self, vision) -> None:  # a transformers CLIPVisionModelWithProjection
+    CLIP: the projected class token (``CLIPVisionModelWithProjection.image_embeds``). SigLIP: the
+    attention-pooled output (``SiglipVisionModel.pooler_output``), which SigLIP compares with text as is.
+    """
+
+    def __init__(self, vision) -> None:  # CLIPVisionModelWithProjection or SiglipVisionModel
         super().__init__()
         self.model = vision
-        self.dim = int(vision.config.projection_dim)
+        self.siglip = "siglip" in vision.config.model_type
+        self.dim = int(vision.config.hidden_size if self.siglip else vision.config.projection_dim)
         self.image_size = int(vision.config.image_size)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self.model(pixel_values=pixels).image_embeds  # (N, projection_dim)
+        out = self.model(pixel_values=pixels)
+        return out.pooler_output if self.siglip else out.image_embeds  # (N, dim)
 
 
 class ClipTextTower(nn.Module):
-    """input_ids, attention_mask (N, M) -> per-token hidden states (N, M, hidden), sentence (N, projection_dim).
+    """input_ids, attention_mask (N, M) -> per-token hidden states (N, M, hidden), sentence (N, dim).
 
-    The sentence embedding is the projected state at the end-of-text token, as in CLIP.
+    CLIP: the sentence is the projected state at the end-of-text token. SigLIP: the head applied to the
+    last position, so its queries are padded to the full context with the pad token (``pad_id``) and the
+    mask is not given to the model, as SigLIP was trained; positions the mask marks as padding are set
+    to ``pad_id``, so a batch padded with any id gives the same embeddings.
     """
 
-    def __init__(self, text) -> None:  # a transformers CLIPTextModelWithProjection
+    def __init__(self, text, pad_id: int | None = None) -> None:  # CLIPTextModelWithProjection or SiglipTextModel
         super().__init__()
         self.model = text
+        self.siglip = "siglip" in text.config.model_type
+        self.pad_id = pad_id
         self.hidden = int(text.config.hidden_size)
-        self.dim = int(text.config.projection_dim)
+        self.dim = int(text.config.projection_size if self.siglip else text.config.projection_dim)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.siglip:
+            input_ids = torch.where(attention_mask.bool(), input_ids, torch.full_like(input_ids, self.pad_id or 0))
+            out = self.model(input_ids=input_ids)
+            return out.last_hidden_state, out.pooler_output  # (N, M, hidden), (N, projection_size)
         out = self.model(input_ids=input_ids, attention_mask=attention_mask)
         return out.last_hidden_state, out.text_embeds  # (N, M, hidden), (N, projection_dim)
 
 
 @dataclass
 class ClipParts:
-    """A CLIP checkpoint split for vidseek: the image tower, the text tower and tokenizer, the frame spec."""
+    """A CLIP or SigLIP checkpoint split for vidseek: the image tower, the text tower and tokenizer, the frame spec."""
 
     source: str  # the folder or hub id it was loaded from
     image: ClipImageTower
     spec: FrameSpec  # preprocessing the image tower expects
     text: ClipTextTower | None = None  # None when loaded with text=False or from a vision-only checkpoint
-    tokenizer: object | None = None  # a transformers CLIPTokenizer (tokenizer.json inside the folder)
+    tokenizer: object | None = None  # a transformers tokenizer (CLIPTokenizer, SiglipTokenizer, ...)
+    kind: str = "clip"  # "clip" or "siglip"
+    logit_scale: float = 100.0  # the model's temperature: its logits are scale * cosine (+ bias)
+    logit_bias: float | None = None  # SigLIP's bias of the pairwise sigmoid; None for CLIP's softmax
+
+    @property
+    def fixed_length(self) -> bool:
+        """SigLIP reads every query padded to its whole context; CLIP to the longest of the batch."""
+        return self.kind == "siglip"
 
     def tokenize(self, sentences: list[str], max_length: int = 77) -> dict[str, torch.Tensor]:
-        """input_ids and attention_mask (N, M) int64, padded to the longest sentence."""
+        """input_ids and attention_mask (N, M) int64, padded to the longest sentence (SigLIP: to ``max_length``)."""
         if self.tokenizer is None:
             raise ValueError(f"CLIP {self.source!r} was loaded without its text tower and tokenizer")
-        enc = self.tokenizer(sentences, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+        padding = "max_length" if self.fixed_length else True
+        enc = self.tokenizer(sentences, padding=padding, truncation=True, max_length=max_length, return_tensors="pt")
         return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
 
 
@@ -232,14 +256,21 @@ def _hub_unreachable(name: str) -> str | None:
     """Why the hub cannot give ``name`` right now, found in at most a few seconds (None: try it):
     not in the local cache, and either HF_HUB_OFFLINE is set or the hub's host does not answer.
     Without this check an offline machine spends a minute in the hub client's retries."""
-    from urllib.parse import urlparse
-
     from huggingface_hub import constants, try_to_load_from_cache
 
     if isinstance(try_to_load_from_cache(name, "config.json"), str):
         return None  # cached: transformers loads it offline
     if constants.HF_HUB_OFFLINE:
         return "HF_HUB_OFFLINE is set and it is not in the local cache"
+    return _hub_down()
+
+
+def _hub_down() -> str | None:
+    """Why the hub's host does not answer (HF_ENDPOINT; a 3 s connection attempt), or None when it does."""
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
     url = urlparse(constants.ENDPOINT)
     try:
         socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout=3).close()
@@ -248,11 +279,62 @@ def _hub_unreachable(name: str) -> str | None:
     return None
 
 
-def _clip_spec(name: str, image_size: int) -> FrameSpec:
-    """CLIP_SPEC at the tower's image size, with the checkpoint's mean/std when it has a preprocessor_config.json."""
+SIGLIP_MEAN_STD = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))  # SigLIP's normalisation: pixels to [-1, 1]
+
+
+HUB_PATTERNS = ("*.json", "*.txt", "*.model")  # config, tokenizer and preprocessor files of a checkpoint
+
+
+def download(name: str) -> str:
+    """Fetch the files of hub checkpoint ``name`` that vidseek loads (configs, tokenizer, one set of
+    weights: safetensors when the repository has them) into the local hub cache, with the hub
+    client's progress bars on stderr, and return the local snapshot folder. Files already cached are
+    not fetched again: a checkpoint the cache holds whole (per the file listing its download kept)
+    is returned without a request, and with HF_HUB_OFFLINE set or the hub down, one cached file by
+    file (transformers' ``from_pretrained``) is returned as it is. A repository the hub does not
+    have raises OSError."""
+    import sys
+
+    import huggingface_hub
+    from huggingface_hub import HfApi, constants, snapshot_download
+    from huggingface_hub.errors import GatedRepoError, LocalEntryNotFoundError, RepositoryNotFoundError
+
+    # the cached file listing arrived in newer huggingface_hub releases; without it the hub is asked
+    get_cached_repo_tree = getattr(huggingface_hub, "get_cached_repo_tree", None)
+    CachedRepoTreeNotFoundError = getattr(huggingface_hub.errors, "CachedRepoTreeNotFoundError", LocalEntryNotFoundError)
+
+    def wanted(files: list[str]) -> list[str]:
+        safetensors = any(f.startswith("model") and f.endswith(".safetensors") for f in files)
+        return list(HUB_PATTERNS) + (["model*.safetensors"] if safetensors else ["pytorch_model*.bin"])  # shards too
+
+    try:  # downloaded before: from the cache without a request when it holds every file wanted
+        if get_cached_repo_tree is None:
+            raise CachedRepoTreeNotFoundError(name)
+        listing = [f.path for f in get_cached_repo_tree(name)]
+        return snapshot_download(name, allow_patterns=wanted(listing), local_files_only=True)
+    except (CachedRepoTreeNotFoundError, LocalEntryNotFoundError) as exc:
+        if constants.HF_HUB_OFFLINE or _hub_down():
+            if isinstance(exc, CachedRepoTreeNotFoundError):  # not listed: cached file by file, or not at all
+                return snapshot_download(name, local_files_only=True)
+            raise  # IncompleteSnapshotError: names the files missing
+    try:
+        files = HfApi().list_repo_files(name)
+    except GatedRepoError:
+        raise
+    except RepositoryNotFoundError as e:
+        raise OSError(f"cannot load CLIP {name!r}: no folder of that name exists and the Hugging Face hub "
+                      f"({constants.ENDPOINT}) has no model repository {name!r} (or it is private: log in with "
+                      "`hf auth login`)") from e
+    print(f"fetching {name} from the Hugging Face hub (once; kept in its cache)", file=sys.stderr, flush=True)
+    return snapshot_download(name, allow_patterns=wanted(files))
+
+
+def _clip_spec(name: str, image_size: int, crop: bool = True) -> FrameSpec:
+    """The frame spec of a CLIP-like tower at its image size: the checkpoint's mean/std, and its crop,
+    from its preprocessor_config.json when it has one (CLIP centre-crops; SigLIP stretches the frame)."""
     from transformers.utils.hub import cached_file
 
-    mean, std = CLIP_SPEC.mean, CLIP_SPEC.std
+    mean, std = (CLIP_SPEC.mean, CLIP_SPEC.std) if crop else SIGLIP_MEAN_STD
     try:
         pre = cached_file(name, "preprocessor_config.json", _raise_exceptions_for_missing_entries=False)
     except OSError:
@@ -261,7 +343,9 @@ def _clip_spec(name: str, image_size: int) -> FrameSpec:
         cfg = json.loads(Path(pre).read_text())
         mean = tuple(float(v) for v in cfg.get("image_mean", mean))
         std = tuple(float(v) for v in cfg.get("image_std", std))
-    return replace(CLIP_SPEC, width=image_size, height=image_size, mean=mean, std=std)
+        crop = bool(cfg.get("do_center_crop", crop))
+    return replace(CLIP_SPEC, width=image_size, height=image_size, mean=mean, std=std,
+                   resize="shorter_center_crop" if crop else "stretch")
 
 
 def _replace_config(config, **changes):
@@ -272,14 +356,19 @@ def _replace_config(config, **changes):
     return out
 
 
-def load_clip(name_or_path: str | os.PathLike = DEFAULT_CLIP, text: bool = True) -> ClipParts:
-    """Load a CLIP checkpoint: a folder saved with ``save_pretrained`` or a hub id (``ViT-B/32`` style aliases too).
+CLIP_KINDS = ("clip", "clip_vision_model", "siglip", "siglip_vision_model")  # model_type values load_clip reads
 
-    A full CLIP checkpoint gives both towers; a vision-only one (``clip_vision_model``) the image tower only.
-    A hub id that is neither cached nor downloadable raises OSError with the command to fetch it elsewhere.
+
+def load_clip(name_or_path: str | os.PathLike = DEFAULT_CLIP, text: bool = True) -> ClipParts:
+    """Load a CLIP or SigLIP checkpoint: a folder saved with ``save_pretrained`` or a hub id (``ViT-B/32``
+    style aliases too).
+
+    A full checkpoint gives both towers; a vision-only one (``clip_vision_model``, ``siglip_vision_model``)
+    the image tower only. SigLIP 2's fixed-resolution checkpoints are SigLIP models and load the same
+    way. A hub id that is neither cached nor downloadable raises OSError with the command to fetch it
+    elsewhere; a hub id that can be downloaded is fetched first with a progress bar (``download``).
     """
-    from transformers import (AutoConfig, CLIPModel, CLIPTokenizer, CLIPTextModelWithProjection,
-                              CLIPVisionModelWithProjection)
+    from transformers import AutoConfig
 
     name = str(name_or_path)
     name = CLIP_ALIASES.get(name, name)
@@ -295,6 +384,7 @@ def load_clip(name_or_path: str | os.PathLike = DEFAULT_CLIP, text: bool = True)
         why = _hub_unreachable(name)
         if why:
             raise OSError(f"cannot load CLIP {name!r}: no folder of that name exists and {why}. {_hub_help(name)}")
+        name = download(name)
     with quiet_transformers():
         try:
             config = AutoConfig.from_pretrained(name)
@@ -304,28 +394,56 @@ def load_clip(name_or_path: str | os.PathLike = DEFAULT_CLIP, text: bool = True)
             raise OSError(f"cannot load CLIP {name!r}: no folder of that name exists and the Hugging Face hub "
                           f"could not provide it (no internet, or HF_HUB_OFFLINE=1, and not in the cache). {_hub_help(name)} "
                           f"[{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}]") from e
-        if config.model_type == "clip":
-            clip = CLIPModel.from_pretrained(name, config=config).eval()
-            vcfg = _replace_config(config.vision_config, projection_dim=config.projection_dim)
-            with torch.device("meta"):  # an empty shell; the loaded parts go in
-                vision = CLIPVisionModelWithProjection(vcfg)
-            vision.vision_model, vision.visual_projection = clip.vision_model, clip.visual_projection
-            image = ClipImageTower(vision.eval())
-            text_tower = tokenizer = None
-            if text:
-                tcfg = _replace_config(config.text_config, projection_dim=config.projection_dim)
-                with torch.device("meta"):
-                    text_model = CLIPTextModelWithProjection(tcfg)
-                text_model.text_model, text_model.text_projection = clip.text_model, clip.text_projection
-                text_tower = ClipTextTower(text_model.eval())
-                tokenizer = CLIPTokenizer.from_pretrained(name)
-        elif config.model_type == "clip_vision_model":
-            image = ClipImageTower(CLIPVisionModelWithProjection.from_pretrained(name).eval())
-            text_tower = tokenizer = None
-        else:
-            raise ValueError(f"{name!r} is a {config.model_type!r} checkpoint; --encoder clip expects a CLIP model "
-                             "(model_type 'clip' or 'clip_vision_model')")
-    return ClipParts(name, image, _clip_spec(name, image.image_size), text_tower, tokenizer)
+        if config.model_type not in CLIP_KINDS:
+            raise ValueError(f"{name!r} is a {config.model_type!r} checkpoint; clip: expects a CLIP or SigLIP model "
+                             f"(model_type one of {', '.join(CLIP_KINDS)})")
+        if config.model_type.startswith("siglip"):
+            return _load_siglip(name, config, text)
+        return _load_openai_clip(name, config, text)
+
+
+def _load_openai_clip(name: str, config, text: bool) -> ClipParts:
+    from transformers import CLIPModel, CLIPTokenizer, CLIPTextModelWithProjection, CLIPVisionModelWithProjection
+
+    if config.model_type == "clip_vision_model":
+        image = ClipImageTower(CLIPVisionModelWithProjection.from_pretrained(name).eval())
+        return ClipParts(name, image, _clip_spec(name, image.image_size))
+    clip = CLIPModel.from_pretrained(name, config=config).eval()
+    vcfg = _replace_config(config.vision_config, projection_dim=config.projection_dim)
+    with torch.device("meta"):  # an empty shell; the loaded parts go in
+        vision = CLIPVisionModelWithProjection(vcfg)
+    vision.vision_model, vision.visual_projection = clip.vision_model, clip.visual_projection
+    image = ClipImageTower(vision.eval())
+    text_tower = tokenizer = None
+    if text:
+        tcfg = _replace_config(config.text_config, projection_dim=config.projection_dim)
+        with torch.device("meta"):
+            text_model = CLIPTextModelWithProjection(tcfg)
+        text_model.text_model, text_model.text_projection = clip.text_model, clip.text_projection
+        text_tower = ClipTextTower(text_model.eval())
+        tokenizer = CLIPTokenizer.from_pretrained(name)
+    return ClipParts(name, image, _clip_spec(name, image.image_size), text_tower, tokenizer,
+                     logit_scale=float(clip.logit_scale.detach().exp()))
+
+
+def _load_siglip(name: str, config, text: bool) -> ClipParts:
+    from transformers import AutoTokenizer, SiglipModel, SiglipVisionModel
+
+    if config.model_type == "siglip_vision_model":
+        image = ClipImageTower(SiglipVisionModel.from_pretrained(name).eval())
+        return ClipParts(name, image, _clip_spec(name, image.image_size, crop=False), kind="siglip")
+    siglip = SiglipModel.from_pretrained(name, config=config).eval()
+    image = ClipImageTower(siglip.vision_model)  # a SiglipVisionModel, its pooling head included
+    text_tower = tokenizer = None
+    if text:
+        tokenizer = AutoTokenizer.from_pretrained(name)
+        text_tower = ClipTextTower(siglip.text_model.eval(), pad_id=tokenizer.pad_token_id)
+        if text_tower.dim != image.dim:
+            raise ValueError(f"SigLIP {name!r}: its text embeddings ({text_tower.dim}) and image embeddings "
+                             f"({image.dim}) differ in width; the checkpoint is inconsistent")
+    return ClipParts(name, image, _clip_spec(name, image.image_size, crop=False), text_tower, tokenizer,
+                     kind="siglip", logit_scale=float(siglip.logit_scale.detach().exp()),
+                     logit_bias=float(siglip.logit_bias.detach()))
 
 
 # ----------------------------------------------------------------------------------------------

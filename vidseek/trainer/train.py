@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from vidseek.engine.calibration import vocabulary
 from vidseek.engine.decode import decode_phrases, decode_windows
 from vidseek.engine.registry import family
 from vidseek.evaluation import grounding_metrics
@@ -150,7 +151,8 @@ def train(
                  "spec": frame_encoder.spec.to_dict(), "rate": store.rate}
         data_info = {**(data_info or {}), "frame_encoder": joint}
     model = model.to(cfg.device)
-    words_spec = save_featurizer(featurizer, out_dir)
+    # the words of the training sentences: search tells a user when a query uses words the model never saw
+    words_spec = {**save_featurizer(featurizer, out_dir), "vocabulary": vocabulary(s.query for s in train_set.samples)}
     data_info = {**(data_info or {}), "length": cfg.length, "feature_dim": int(store.dim)}
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     batches = make_batches(train_set, cfg)
