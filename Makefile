@@ -1,6 +1,7 @@
 # The two commands of README.md: `make demo` (the main job) and `make test` (the test suite).
 # Each makes its own virtual environment in .venv on first use: the demo needs only the torch-free
-# core install; the tests add PyTorch (the CPU wheel, installed first) and the test extras.
+# core install and the serve extra (FastAPI, uvicorn: the page its last line opens); the tests add
+# PyTorch (the CPU wheel, installed first) and the test extras.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
@@ -12,7 +13,7 @@ FULL := $(VENV)/.installed
 $(CORE): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e .
+	$(BIN)/python -m pip install -q -e '.[serve]'
 	touch $(CORE)
 
 $(FULL): pyproject.toml

@@ -21,8 +21,26 @@ def test_the_demo_closing_hint_runs_as_printed(tmp_path):
     r = subprocess.run([os.path.relpath(script, tmp_path), "demo", "--dir", "demo", "--videos", "2", "--top-k", "1",
                         "--workers", "1"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
-    hint = r.stdout.strip().splitlines()[-1].strip()
+    lines = [line.strip() for line in r.stdout.strip().splitlines()]
+    hint, serve = lines[-3], lines[-1]
     assert hint.endswith('search "QUERY" --index demo/index') and not hint.startswith("vidseek "), hint
     command = hint.replace('"QUERY"', '"person opens door"')
     r = subprocess.run(command, shell=True, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and "rank" in r.stdout, r.stdout + r.stderr
+    # the last line opens the page: run as printed (on a free port), it serves the demo library
+    assert serve.endswith("serve --index demo/index --open") and serve.split()[0] == hint.split()[0], serve
+    pytest.importorskip("fastapi", reason="vidseek serve needs the serve extra")
+    import httpx
+
+    env.pop("DISPLAY", None)
+    env.pop("WAYLAND_DISPLAY", None)
+    server = subprocess.Popen("exec " + serve + " --port 0", shell=True, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        first = server.stdout.readline()
+        assert first.startswith("vidseek serve: http://127.0.0.1:"), first + (server.stderr.read() if server.poll() else "")
+        url = first.split()[-1]
+        assert httpx.get(url + "api/info", timeout=30).json()["counts"]["ok"] == 2
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -12,11 +12,12 @@ PACKAGE = Path(__file__).resolve().parents[1] / "vidseek"
 
 # part -> the parts of vidseek it must never import
 FORBIDDEN = {
-    "engine": {"index", "library", "export", "trainer", "cli", "bench", "synth"},
-    "index": {"engine", "library", "export", "trainer", "cli", "bench", "synth"},
-    "library": {"cli", "bench", "trainer", "synth"},
-    "trainer": {"export", "library", "index", "cli", "bench"},
-    "export": {"library", "index", "cli", "bench"},
+    "engine": {"index", "library", "export", "trainer", "cli", "bench", "synth", "serve"},
+    "index": {"engine", "library", "export", "trainer", "cli", "bench", "synth", "serve"},
+    "library": {"cli", "bench", "trainer", "synth", "serve"},
+    "trainer": {"export", "library", "index", "cli", "bench", "serve"},
+    "export": {"library", "index", "cli", "bench", "serve"},
+    "serve": {"index", "trainer", "export", "cli", "bench", "synth"},  # library, and engine for QueryError
 }
 # the one allowed exception: a missing zero-shot bundle is exported on first use
 ALLOWED = {("library/models.py", "export")}

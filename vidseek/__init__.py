@@ -23,6 +23,7 @@ _LAZY = {
     "Moment": "vidseek.library.searcher",
     "Moments": "vidseek.library.searcher",
     "SearchTrace": "vidseek.library.searcher",
+    "Curve": "vidseek.library.searcher",
     "VidseekError": "vidseek.errors",
 }
 

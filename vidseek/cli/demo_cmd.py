@@ -88,6 +88,7 @@ def _show(query: str, verb: str, moments, truth, top_k: int) -> tuple[int, int]:
 def demo_cmd(demo_dir: Path, n_videos: int, top_k: int, workers: int) -> None:
     """Render a small synthetic library (if absent), index it with the built-in bundle, search
     "person opens door" and two more queries, and show each moment next to the ground truth."""
+    from vidseek.index.catalog import IndexMismatch
     from vidseek.library.api import Index
     from vidseek.synth.config import SynthConfig
     from vidseek.synth.writer import render_dataset
@@ -103,7 +104,11 @@ def demo_cmd(demo_dir: Path, n_videos: int, top_k: int, workers: int) -> None:
         render_dataset(demo_dir, n_videos, seed=DEMO_SEED, config=config, workers=workers, progress=True)
     manifest = json.loads(manifest_path.read_text())
     with Index(demo_dir / "index") as index, user_errors():
-        report = index.add(demo_dir / "videos", model="builtin", progress=True)
+        try:
+            report = index.add(demo_dir / "videos", model="builtin", progress=True)
+        except IndexMismatch:  # the demo's own index, from an older built-in bundle: rebuild it, no question
+            click.echo("the built-in model changed since this demo library was indexed: indexing it again")
+            report = index.add(demo_dir / "videos", model="builtin", progress=True, rebuild=True)
         click.echo(f"$ vidseek index {demo_dir / 'videos'} --index {demo_dir / 'index'}\n{report.summary()}")
         truth = _truth(manifest)
         results = [_show(q, verb, index.search(q, top_k=top_k), truth, top_k) for q, verb in QUERIES.items()]
@@ -111,5 +116,15 @@ def demo_cmd(demo_dir: Path, n_videos: int, top_k: int, workers: int) -> None:
         nonsense = index.search(NONSENSE, top_k=top_k)
         click.echo(f'\n$ vidseek search "{NONSENSE}"\n' + (no_match(NONSENSE, nonsense) if nonsense.best else
                    f"{len(nonsense)} moments at or above the threshold {nonsense.threshold:.3f}"))
+    command = this_command()
     click.echo(f"\n{hits} of {shown} moments found are true moments; demo took {time.perf_counter() - t0:.0f} s. "
-               f"Try your own query:\n  {this_command()} search \"QUERY\" --index {demo_dir / 'index'}")
+               f"Try your own query:\n  {command} search \"QUERY\" --index {demo_dir / 'index'}")
+    click.echo(f"See the moments and play them in your browser{_serve_note()}:\n"
+               f"  {command} serve --index {demo_dir / 'index'} --open")
+
+
+def _serve_note() -> str:
+    """What `vidseek serve` still needs here ('' when its extra is installed, as `make demo` does)."""
+    from vidseek.library.models import missing_packages
+
+    return " (first: pip install 'vidseek[serve]')" if missing_packages(("fastapi", "uvicorn")) else ""

@@ -7,6 +7,7 @@ import click
 
 from vidseek import __version__
 from vidseek.cli.bench_cmd import bench_cmd
+from vidseek.cli.clip_cmd import clip_cmd
 from vidseek.cli.demo_cmd import demo_cmd
 from vidseek.cli.doctor_cmd import doctor_cmd
 from vidseek.cli.eval_cmd import eval_cmd
@@ -15,6 +16,7 @@ from vidseek.cli.features_cmd import features_cmd
 from vidseek.cli.index_cmd import index_cmd
 from vidseek.cli.info_cmd import info_cmd
 from vidseek.cli.search_cmd import search_cmd
+from vidseek.cli.serve_cmd import serve_cmd
 from vidseek.cli.synth_cmd import synth_cmd
 from vidseek.cli.train_cmd import predict_cmd, train_cmd
 
@@ -35,5 +37,7 @@ cli.add_command(features_cmd)
 cli.add_command(index_cmd)
 cli.add_command(search_cmd)
 cli.add_command(info_cmd)
+cli.add_command(serve_cmd)
+cli.add_command(clip_cmd)
 cli.add_command(bench_cmd)
 cli.add_command(doctor_cmd)

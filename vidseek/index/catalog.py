@@ -654,6 +654,12 @@ class Catalog:
         rows = self._rows("read a video", f"SELECT {_COLUMNS} FROM videos WHERE {column} = ?", (value,))
         return _video(rows[0]) if rows else None
 
+    def data_version(self) -> int:
+        """SQLite's ``PRAGMA data_version`` of this connection: it changes when another connection
+        (an indexing run) commits a change, so a reader that compares two values knows whether it
+        should read the catalog again. A reader opened on the immutable fallback never sees it change."""
+        return int(self._rows("read the catalog's data version", "PRAGMA data_version")[0][0])
+
     def counts(self) -> dict[str, int]:
         """Number of videos per status (every status present, 0 when none)."""
         counts = dict.fromkeys(STATUSES, 0)

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
     from vidseek.index.catalog import Video
     from vidseek.library.indexer import IndexReport
-    from vidseek.library.searcher import Moments, Searcher, SearchTrace
+    from vidseek.library.searcher import Curve, Moments, Searcher, SearchTrace
 
 
 class NotAFolder(VidseekError, FileNotFoundError):
@@ -153,6 +153,68 @@ class Index:
         """
         return self.searcher.search(query, top_k=top_k, candidates=candidates, video=video, phrases=phrases,
                                     min_score=min_score, trace=trace)
+
+    def refresh(self) -> bool:
+        """Let the warm Searcher see what indexing runs (other processes, or ``add``) changed since it
+        read the index: True when it read it again. A Searcher sees the index as it was when it
+        opened, so a long-lived ``Index`` (``vidseek serve``) calls this before searching; reading
+        the index is safe at any moment of an indexing run (``vidseek.index``'s write protocol).
+        When reading it fails, the Searcher keeps what it had and the error is raised."""
+        if self._searcher is None or not self._searcher.outdated():
+            return False
+        self._searcher.reopen()
+        return True
+
+    def curve(self, query: str, video: str | os.PathLike) -> Curve:
+        """The relevance of `query` over the whole of one indexed `video` (as ``search`` takes it): the
+        cosine similarity of the query with each clip of the video, one value per clip stride
+        (``vidseek.library.searcher.Curve``)."""
+        return self.searcher.curve(query, video)
+
+    def file(self, video: str | int | os.PathLike) -> Path:
+        """The file on disk of one indexed (ok) `video`, resolved: its path as ``search`` takes it, or
+        its catalog id (an int). ``NotIndexed`` when it is no indexed video, when its file is gone,
+        or when the file resolves to somewhere outside the library (a symbolic link)."""
+        return self._located(video)[1]
+
+    def thumbnail(self, video: str | int | os.PathLike, t: float) -> bytes:
+        """A JPEG of the picture at second `t` of an indexed `video` (as ``file`` takes it), cached in the
+        index folder (``vidseek.library.media.cached_thumbnail``)."""
+        from vidseek.library import media
+
+        row, path = self._located(video)
+        return media.cached_thumbnail(self.path / media.THUMBNAIL_DIR, media.thumbnail_key(row), path, t)
+
+    def clip(self, video: str | int | os.PathLike, start: float, end: float, out: str | os.PathLike,
+             max_seconds: float | None = None) -> Path:
+        """Cut seconds `start` to `end` of an indexed `video` (as ``file`` takes it) into the MP4 file
+        `out` (``vidseek clip``; ``vidseek.library.media.cut``); returns `out`."""
+        from vidseek.library import media
+
+        media.check_span(start, end, max_seconds)
+        return media.cut(self._located(video)[1], start, end, out, max_seconds)
+
+    def _located(self, video: str | int | os.PathLike) -> tuple[Video, Path]:
+        """The catalog row of an indexed (ok) `video` and its file (``media.indexed_file``). Reads
+        the catalog with a connection of its own, so it may run on any thread."""
+        from vidseek.index.catalog import Catalog, UnsafePath
+        from vidseek.library.media import indexed_file
+        from vidseek.library.searcher import not_indexed, path_candidates
+
+        self._require()
+        with Catalog(self.path, readonly=True) as catalog:
+            root = catalog.settings().root
+            row = None
+            for key in [video] if isinstance(video, int) else path_candidates(video, root):
+                try:
+                    row = catalog.video(key)
+                except UnsafePath:
+                    continue
+                if row is not None:
+                    break
+        if row is None or row.status != "ok":
+            raise not_indexed(video, root)
+        return row, indexed_file(root, row.path)
 
     def videos(self, status: str | None = None) -> list[Video]:
         """The catalog's videos (all, or those of one status: ok, error, pending), in the order they were added."""

@@ -90,6 +90,38 @@ class NotIndexed(VidseekError, ValueError):
     """A ``video`` that is not an indexed video of the library."""
 
 
+def not_indexed(video, root) -> NotIndexed:
+    """The error for a ``video`` argument that names no indexed video of the library at ``root``."""
+    if isinstance(video, int):
+        return NotIndexed(f"no indexed video of this library has the id {video} (`vidseek info --videos --json` "
+                          "and GET /api/videos of `vidseek serve` list the ids)")
+    return NotIndexed(f"{printable(os.fspath(video))!r} is not an indexed video of this library ({root}): give its "
+                      "path as `vidseek info --videos` lists it, or its path on disk")
+
+
+@dataclass
+class Curve:
+    """The relevance of a query over a whole video (``Searcher.curve``): the cosine similarity of the
+    query with each of the video's clips, the score by which FAISS picks a search's candidates.
+
+    Clip ``i`` is the window of ``window_s`` seconds from ``starts[i]`` to ``ends[i]`` (seconds in the
+    file, placed past any gaps as moments are); clips start every ``stride_s`` seconds, so the curve
+    has one value per stride (2 s by default, the step of Moment-DETR's and Lighthouse's saliency).
+    """
+
+    query: str
+    video: str  # path of the file, relative to the library root
+    window_s: float
+    stride_s: float
+    starts: list[float]
+    ends: list[float]
+    values: list[float]  # cosine similarity in [-1, 1], one per clip
+
+    def to_dict(self) -> dict:
+        """JSON-ready fields."""
+        return asdict(self)
+
+
 @dataclass
 class SearchTrace:
     """Where one search spent its time and how much work it did (``Searcher.search(trace=...)``).
@@ -185,8 +217,10 @@ class Searcher:
         index_dir = self.index_dir
         if not (index_dir / "catalog.sqlite").is_file():
             raise no_index(index_dir)
+        signature = index_signature(index_dir)  # taken before reading: a change made meanwhile shows later
         catalog = Catalog(index_dir, readonly=True)
         try:
+            data_version = catalog.data_version()
             settings = catalog.settings()
             bundle, grounder = self.bundle, self.grounder
             if bundle is None or settings.fingerprint != bundle.fingerprint:
@@ -211,6 +245,8 @@ class Searcher:
         self.states, self.clips, self.videos = FeatureCache(index_dir, "states"), clips, videos
         self.gaps = catalog.gaps()  # video id -> the gaps cut out of its footage (few videos have any)
         self._paths = {v.path for v in videos.values()}
+        self._ids = {v.path: vid for vid, v in videos.items()}
+        self._seen = (signature, data_version)
         self.damaged: dict[int, str] = {}
         if old is not None:
             old.close()
@@ -222,6 +258,16 @@ class Searcher:
         """Read the index again (after an indexing run): its videos, settings and clip index, and
         its bundle when the index was rebuilt with another one."""
         self._open()
+
+    def outdated(self) -> bool:
+        """Whether the index has changed since this Searcher read it (an indexing run committed to
+        the catalog, or replaced clips.faiss): ``reopen`` then shows the change. Costs a few
+        ``os.stat`` calls and one SQLite pragma."""
+        signature, data_version = self._seen
+        try:
+            return self.catalog.data_version() != data_version or index_signature(self.index_dir) != signature
+        except VidseekError:
+            return True
 
     def _skip(self, reasons: dict[int, str]) -> None:
         """Mark videos damaged (later searches skip them) and warn once about each. A reason is a
@@ -331,8 +377,7 @@ class Searcher:
             wanted = self.catalog_path(video)
             cand = [c for c in cand if self.videos[c[1]].path == wanted][:candidates]
             if not cand:
-                raise NotIndexed(f"{video!r} is not an indexed video of this library ({self.settings.root}): give its "
-                                 "path as `vidseek info --videos` lists it, or its path on disk")
+                raise not_indexed(video, self.settings.root)
         cand = [c for c in cand if c[1] not in self.damaged]
         t2 = time.perf_counter()
         cand, contexts, features, failed = self._contexts(cand)
@@ -415,21 +460,49 @@ class Searcher:
             hits.append(_Hit(float(relevance[i]), v, offset + s, offset + e, sim, conf, spans))
         return hits
 
+    def curve(self, query: str, video: str | os.PathLike) -> Curve:
+        """The relevance of `query` over the whole of one indexed `video` (its path as the catalog
+        lists it, or its path on disk): one cosine similarity per clip (see ``Curve``). Costs one
+        text encoding and a product with the video's cached clip embeddings; no head runs.
+        ``NotIndexed`` when `video` is no indexed video, ``CacheError`` when it is damaged."""
+        try:
+            return self._curve(query, video, last=False)
+        except _IndexChanged:
+            self.reopen()
+            return self._curve(query, video, last=True)
+
+    def _curve(self, query: str, video: str | os.PathLike, last: bool) -> Curve:
+        vid = self.video_id(video)
+        if vid is None:
+            raise not_indexed(video, self.settings.root)
+        if vid in self.damaged:
+            raise CacheError(self.damaged[vid])
+        row = self.videos[vid]
+        try:
+            clips = np.asarray(integrity.read_features(self.clips.embeddings, row, self.settings), np.float32)
+        except CacheError as exc:
+            if not last:
+                raise _IndexChanged from None
+            self._skip({vid: str(exc)})
+            raise CacheError(self.damaged[vid]) from None
+        query_vector = np.asarray(self.grounder.encode_text([query])["retrieval"][0], np.float32)
+        values = clips @ (query_vector / max(float(np.linalg.norm(query_vector)), 1e-12))  # (W,)
+        steps = np.array(self.settings.windows(row.steps), np.float64) / self.rate  # (W, 2) seconds of footage
+        gaps = self.gaps.get(vid, ())
+        starts, ends = file_times(steps[:, 0], gaps), file_times(steps[:, 1], gaps, ends=True)
+        return Curve(query, row.path, float(self.settings.window_s), float(self.settings.stride_s),
+                     [round(float(t), 2) for t in starts], [round(float(t), 2) for t in ends],
+                     [round(float(v), 4) for v in values])
+
+    def video_id(self, video: str | os.PathLike) -> int | None:
+        """The catalog id of an indexed (ok) video given as ``catalog_path`` takes it; None when it is none."""
+        path = self.catalog_path(video)
+        return None if path is None else self._ids.get(path)
+
     def catalog_path(self, video: str | os.PathLike) -> str | None:
         """The catalog path of an indexed video given as the catalog lists it, or as a path on disk
         (absolute, or relative to the working directory) inside the library; None when it is none."""
-        text = os.fspath(video)
-        if text in self._paths:
-            return text
-        root = Path(self.settings.root or "")
-        for candidate in (Path(os.path.abspath(Path(text).expanduser())), Path(text).expanduser().resolve()):
-            try:
-                rel = candidate.relative_to(root).as_posix()
-            except ValueError:
-                continue
-            if rel in self._paths:
-                return rel
-        return None
+        return catalog_path(video, self.settings.root, self._paths)
 
     def _stale(self, video_id: int) -> str | None:
         """"deleted" or "changed" when the file of an ok video is gone or differs (size, mtime) from
@@ -464,6 +537,42 @@ class Searcher:
                                  text["tokens"][0], duration)
         return [{"text": _phrase_text(p["words"]), "start": round(offset + p["span"][0], 2),
                  "end": round(offset + p["span"][1], 2), "weight": p["weight"]} for p in decoded]
+
+
+def catalog_path(video: str | os.PathLike, root: str | None, paths) -> str | None:
+    """The one of ``paths`` (catalog paths of videos under the library ``root``) that ``video`` names,
+    as the catalog lists it or as a path on disk (absolute, or relative to the working directory);
+    None when it names none of them."""
+    return next((p for p in path_candidates(video, root) if p in paths), None)
+
+
+def path_candidates(video: str | os.PathLike, root: str | None) -> list[str]:
+    """The catalog paths ``video`` may mean, most likely first: itself as the catalog lists it, then
+    its path on disk (absolute, or relative to the working directory, as it is and resolved)
+    relative to the library ``root``."""
+    text = os.fspath(video)
+    out = [text]
+    root = Path(root or "")
+    for candidate in (Path(os.path.abspath(Path(text).expanduser())), Path(text).expanduser().resolve()):
+        try:
+            out.append(candidate.relative_to(root).as_posix())
+        except ValueError:
+            continue
+    return out
+
+
+def index_signature(index_dir: Path) -> tuple:
+    """(inode, size, modification time) of the files an indexing run changes: the catalog, its WAL
+    and clips.faiss (None for one that is absent). Readers never change them."""
+    out = []
+    for name in ("catalog.sqlite", "catalog.sqlite-wal", "clips.faiss"):
+        try:
+            st = os.stat(index_dir / name)
+        except OSError:
+            out.append(None)
+            continue
+        out.append((st.st_ino, st.st_size, st.st_mtime_ns))
+    return tuple(out)
 
 
 def _stored_bundle(index_dir: Path, settings) -> str:
