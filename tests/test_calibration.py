@@ -123,3 +123,30 @@ def test_the_vocabulary_holds_every_word_of_the_world_s_sentences(world):
     assert set(load_bundle(builtin_bundle()).meta["words"]["vocabulary"]) == vocab
     for record in map(json.loads, (world / "syn" / "test.jsonl").read_text().splitlines()):
         assert set(query_words(record["query"])) <= vocab, record["query"]
+
+
+def test_misspelt_words_are_corrected_to_the_model_s_vocabulary(world, invoke):
+    with Index(world / "idx") as index:
+        typed = index.search("person opns the dor", top_k=3, min_score=0)
+        plain = index.search("person opens the door", top_k=3, min_score=0)
+        assert typed.corrections == [("opns", "opens"), ("dor", "door")] and typed.unseen_words == []
+        assert [(m.video, m.start, m.end, m.score) for m in typed] == [(m.video, m.start, m.end, m.score) for m in plain]
+        assert plain.corrections == [] and index.search("a dog", min_score=0).corrections == []
+    r = invoke("search", "turns of the ligth", "--index", world / "idx", "--min-score", 0)
+    assert r.exit_code == 0 and "spelling: searched with 'ligth' -> 'light'" in r.stderr, r.output
+
+
+def test_the_paraphrase_bank_is_scored_next_to_the_templates(world):
+    from vidseek.library.wording import report
+
+    bank = [json.loads(x) for x in (world / "syn" / "paraphrase_test.jsonl").read_text().splitlines()]
+    templates = {json.loads(x)["query"] for x in (world / "syn" / "test.jsonl").read_text().splitlines()}
+    assert {r["kind"] for r in bank} >= {"synonym", "casual", "typo"} and not templates & {r["query"] for r in bank
+                                                                                         if r["kind"] != "opposite"}
+    with Index(world / "idx") as index:
+        figures = report(index, world / "syn")
+    assert set(figures["counts"]) >= {"template", "synonym", "casual", "typo"}
+    assert figures["counts"]["typo"] == sum(r["kind"] == "typo" for r in bank)
+    for kind in ("template", "synonym", "casual", "typo", "paraphrase"):
+        assert 0 <= figures[kind] <= 100
+    assert figures["template"] >= 40  # the built-in bundle on its own world

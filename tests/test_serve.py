@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -98,6 +99,8 @@ def test_search_in_one_video_and_the_no_match_answer(client, ids):
     assert r.status_code == 200 and {m["video_id"] for m in r.json()["moments"]} == {one}
     nothing = client.get("/api/search", params={"q": NONSENSE}).json()
     assert nothing["moments"] == [] and nothing["best"]["score"] < nothing["threshold"]
+    typed = client.get("/api/search", params={"q": "person opns the dor a dog", "min_score": 0}).json()
+    assert typed["corrections"] == [["opns", "opens"], ["dor", "door"]] and typed["unseen_words"] == ["dog"]
     assert "/api/videos" in error_of(client.get("/api/search", params={"q": QUERY, "video": 999_999}), 404)
 
 
@@ -255,7 +258,8 @@ def test_a_token_guards_every_api_and_media_request(library):
     with TestClient(create_app(library / "index", token=TOKEN, refresh_s=0)) as c:
         assert c.get("/").status_code == 200  # the page holds no data
         for url in ("/api/info", "/api/videos", f"/api/search?q={QUERY}", "/api/media/1", "/api/thumbnail/1",
-                    "/api/curve/1?q=door", "/api/clip/1?start=0&end=1", "/api/openapi.json"):
+                    "/api/curve/1?q=door", "/api/clip/1?start=0&end=1", "/api/openapi.json", "//api/info",
+                    "/%61pi/info", "/nothing"):
             assert "token" in error_of(c.get(url), 401)
         error_of(c.get("/api/info", headers={"Authorization": "Bearer wrong"}), 401)
         assert c.get("/api/info", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
@@ -377,9 +381,9 @@ def test_serve_runs_and_prints_the_address_of_the_page(library):
         assert httpx.get(url + "api/info", timeout=10).json()["counts"]["ok"] == 4
         assert "<title>vidseek</title>" in httpx.get(url, timeout=10).text
     finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-    assert proc.returncode in (0, -15)
+        proc.send_signal(signal.SIGINT)  # Ctrl+C
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0 and "stopped" in out and "Traceback" not in err, (out, err)
 
 
 # ---- in a real browser ----------------------------------------------------------------------------

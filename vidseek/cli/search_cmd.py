@@ -67,6 +67,9 @@ def search_cmd(query: str | None, index_dir: Path | None, queries_path: Path | N
         return
     if note:
         click.echo(note, err=True)
+    if moments.corrections:
+        click.echo("spelling: searched with " + ", ".join(f"{shown(typed)!r} -> {to!r}" for typed, to in moments.corrections),
+                   err=True)
     if moments.unseen_words:
         click.echo(unseen_note(moments.unseen_words), err=True)
     if not moments and moments.best is not None:

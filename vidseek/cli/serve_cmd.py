@@ -143,4 +143,8 @@ def serve_cmd(index_dir: Path | None, host: str, port: int, token: str | None, i
     if open_browser:
         open_page(url)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=5)
-    uvicorn.Server(config).run(sockets=[sock])
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn has shut down, then passes Ctrl+C on
+        pass
+    click.echo("vidseek serve: stopped")

@@ -15,6 +15,7 @@ from vidseek.engine.decode import decode_phrases, decode_windows
 from vidseek.engine.bundle import Bundle
 from vidseek.engine.calibration import query_words
 from vidseek.engine.registry import GRAPH_NAMES, family
+from vidseek.engine.spelling import correct
 from vidseek.engine.session import make_session
 from vidseek.engine.video import VideoInfo
 from vidseek.errors import VidseekError
@@ -105,6 +106,11 @@ class Grounder:
             ids[i, : len(e.ids)] = e.ids
             mask[i, : len(e.ids)] = 1
         return {"input_ids": ids, "attention_mask": mask}, [e.tokens for e in encs]
+
+    def spell(self, query: str) -> tuple[str, list[tuple[str, str]]]:
+        """``query`` with words the bundle's vocabulary lacks corrected to the nearest one it holds,
+        and the ``(typed, corrected)`` pairs (``vidseek.engine.spelling``; no vocabulary: unchanged)."""
+        return correct(query, self.vocabulary)
 
     def unseen_words(self, query: str) -> list[str]:
         """The words of ``query`` that the bundle's training sentences never used, in query order

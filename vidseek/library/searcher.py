@@ -168,13 +168,16 @@ class Moments(list):
     moment reached it (search again with ``min_score=0`` to see it and the others), else None.
     ``unseen_words``: the query's words that the model's training sentences never used (a model
     trained on a closed world cannot know what they look like); empty for open-vocabulary models.
+    ``corrections``: ``(typed, corrected)`` words, when misspelt words were corrected to the model's
+    vocabulary before searching (``vidseek.engine.spelling``).
     """
 
     def __init__(self, moments=(), threshold: float = 0.0, best: Moment | None = None,
-                 unseen_words: list[str] | None = None):
+                 unseen_words: list[str] | None = None, corrections: list[tuple[str, str]] | None = None):
         super().__init__(moments)
         self.threshold, self.best = threshold, best
         self.unseen_words = list(unseen_words or [])
+        self.corrections = list(corrections or [])
 
 
 class StaleVideoWarning(UserWarning):
@@ -358,6 +361,7 @@ class Searcher:
                                      f"{self.bundle.model_name} ({self.bundle.path}), which has no phrases")
         trace = SearchTrace() if trace is None else trace
         before, t0 = sum(trace.seconds.values()), time.perf_counter()
+        query, corrections = self.grounder.spell(query)
         text = self.grounder.encode_text([query], trace.seconds)
         t1 = time.perf_counter()
         n = candidates if video is None else max(candidates, self.clips.ntotal)
@@ -401,7 +405,8 @@ class Searcher:
             moments += [mine[k] for k in keep]
         moments.sort(key=lambda h: -h.score)
         threshold = (self.calibration.threshold or 0.0) if min_score is None else float(min_score)
-        result, stale = Moments(threshold=threshold, unseen_words=self.grounder.unseen_words(query)), {}
+        result = Moments(threshold=threshold, unseen_words=self.grounder.unseen_words(query), corrections=corrections)
+        stale = {}
         for hit in moments:  # the files of the results only are checked, so a search stays fast
             if len(result) == top_k:
                 break
@@ -485,7 +490,7 @@ class Searcher:
                 raise _IndexChanged from None
             self._skip({vid: str(exc)})
             raise CacheError(self.damaged[vid]) from None
-        query_vector = np.asarray(self.grounder.encode_text([query])["retrieval"][0], np.float32)
+        query_vector = np.asarray(self.grounder.encode_text([self.grounder.spell(query)[0]])["retrieval"][0], np.float32)
         values = clips @ (query_vector / max(float(np.linalg.norm(query_vector)), 1e-12))  # (W,)
         steps = np.array(self.settings.windows(row.steps), np.float64) / self.rate  # (W, 2) seconds of footage
         gaps = self.gaps.get(vid, ())

@@ -12,8 +12,9 @@ Routes (documented in docs/serve.md; the OpenAPI schema is ``GET /api/openapi.js
 
 Security: files are served by catalog id only, after ``vidseek.library.media.indexed_file`` has
 checked that the id is an indexed video and that its file lies inside the library; nothing from a
-request becomes a path. With a ``token``, every ``/api/`` request must carry it (``Authorization:
-Bearer``, ``?token=`` or the cookie the page sets when opened with ``?token=``); without one, the
+request becomes a path. With a ``token``, every request but the page's (``/``, ``/static/``) must
+carry it (``Authorization: Bearer``, ``?token=`` or the cookie the page sets when opened with
+``?token=``); without one, the
 ``Host`` header must name one of ``hosts`` (the loopback names by default), which defeats DNS
 rebinding. Every error is JSON ``{"error": message}``; an unexpected one is logged with its
 traceback and answered 500 without it.
@@ -98,6 +99,8 @@ class SearchOut(BaseModel):
     moments: list[MomentOut]
     threshold: float  # the score a moment needed
     best: MomentOut | None  # when no moment reached the threshold: the best candidate below it
+    corrections: list[tuple[str, str]] = []  # (typed, searched) words corrected to the model's vocabulary
+    unseen_words: list[str] = []  # the query's words the model never saw in training
     took_ms: float
 
 
@@ -206,8 +209,8 @@ def host_name(host: str) -> str:
 
 
 class Guard:
-    """ASGI middleware: the ``Host`` check (when ``hosts`` is given), the token check of every
-    ``/api/`` request (when a ``token`` is given), and headers that every answer carries."""
+    """ASGI middleware: the ``Host`` check (when ``hosts`` is given), the token check of every request
+    but those of the page and its files (when a ``token`` is given), and headers every answer carries."""
 
     def __init__(self, app, token: str | None, hosts: tuple[str, ...] | None):
         self.app, self.token = app, token
@@ -228,7 +231,8 @@ class Guard:
             if host_name(host) not in self.hosts:
                 return await _error(400, f"this server answers requests for {', '.join(sorted(self.hosts))} only, "
                                          f"not {host[:80]!r}: open it by one of those names")(scope, receive, send)
-        if self.token is not None and scope["path"].startswith("/api/") and not self.authorised(request):
+        public = scope["path"] == "/" or scope["path"].startswith("/static/")  # the page: no data in it
+        if self.token is not None and not public and not self.authorised(request):
             return await _error(401, "this server needs its token: open the address `vidseek serve` printed "
                                      "(it ends in ?token=...), or send the header Authorization: Bearer TOKEN",
                                 {"WWW-Authenticate": "Bearer"})(scope, receive, send)
@@ -408,7 +412,8 @@ def _search(searcher, query: str, top_k: int, vid: int | None, min_score: float 
         video = searcher.videos[vid].path
     moments = searcher.search(query, top_k=top_k, video=video, min_score=min_score, phrases=phrases)
     return {"query": query, "moments": [_card(searcher, m, query) for m in moments], "threshold": moments.threshold,
-            "best": _card(searcher, moments.best, query) if moments.best is not None else None}
+            "best": _card(searcher, moments.best, query) if moments.best is not None else None,
+            "corrections": moments.corrections, "unseen_words": moments.unseen_words}
 
 
 def _card(searcher, moment, query: str) -> dict:

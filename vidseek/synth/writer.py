@@ -7,6 +7,8 @@ Layout of OUT_DIR::
                                           has "library_windows": every video of the world where it is
                                           true -> its windows (library-wide ground truth)
     comp_train.jsonl comp_val.jsonl comp_test.jsonl comp_test_seen.jsonl   compositional split
+    paraphrase_test.jsonl                 the held-out paraphrase bank of the test videos (synonyms,
+                                          casual talk, typos, opposites: ``vidseek.synth.paraphrase``)
     charades_<split>.txt                  "VID start end##sentence", one line per window
     charades.json                         {vid: {"duration": d}}
     manifest.json                         seed, renderer version, settings, per-video metadata
@@ -27,6 +29,7 @@ import numpy as np
 
 from vidseek.synth.config import CONTAINERS, RENDERER_VERSION, SynthConfig
 from vidseek.synth.language import action_record, describe, library_windows, windows
+from vidseek.synth.paraphrase import bank
 from vidseek.synth.splits import COMP_SPLITS, HELDOUT, SPLITS, comp_bucket
 from vidseek.synth.video import Video, make_video
 
@@ -135,6 +138,9 @@ def render_dataset(out_dir: str | os.PathLike, n_videos: int, seed: int = 0, con
     entries = [e for e, _ in results]
     records = [r for _, rs in results for r in rs]
     files = write_annotations(out, entries, records)
+    held_out = bank(entries, seed)  # sentences written unlike the templates: for testing only
+    _write_text(out / "paraphrase_test.jsonl", "".join(json.dumps(r) + "\n" for r in held_out))
+    files["paraphrase_test"] = "paraphrase_test.jsonl"
     manifest = {
         "renderer_version": RENDERER_VERSION, "seed": seed, "n_videos": n_videos,
         "settings": cfg.to_json(), "heldout_combinations": sorted(list(c) for c in HELDOUT),

@@ -67,9 +67,12 @@ function render(res) {
   const list = $("results");
   list.replaceChildren(...res.moments.map(card));
   const box = $("no-match");
+  const notes = [];
+  if (res.corrections.length) notes.push("Searched with " + res.corrections.map(([t, c]) => `“${c}” for “${t}”`).join(", ") + ".");
+  if (res.unseen_words.length) notes.push(`This model never saw ${res.unseen_words.map((w) => `“${w}”`).join(", ")} in training.`);
   if (!res.moments.length && res.best) {
     const b = res.best;
-    box.replaceChildren(document.createTextNode(
+    box.replaceChildren(document.createTextNode(notes.join(" ") + (notes.length ? " " : "") +
       `No moment matches “${res.query}”: the best candidate, ${b.video} ${fmt(b.start)}–${fmt(b.end)}, scores ` +
       `${b.score.toFixed(3)}, below the model's threshold ${res.threshold.toFixed(3)}.`));
     const more = document.createElement("button");
@@ -83,7 +86,7 @@ function render(res) {
     setStatus("No moments found: is the index empty?");
   } else {
     setStatus(`${res.moments.length} moment${res.moments.length > 1 ? "s" : ""} in ${res.took_ms.toFixed(0)} ms. ` +
-              "Choose one to play it.");
+              "Choose one to play it." + (notes.length ? " " + notes.join(" ") : ""));
   }
 }
 
