@@ -67,8 +67,8 @@ def test_two_stage_search_finds_the_moments_of_the_head_on_every_whole_video(lib
                 assert (m.start, m.end) == pytest.approx((start, end), abs=0.01), (query, m, head[m.video])
                 assert m.span == pytest.approx(conf, abs=1e-3), (query, m, conf)
                 assert m.retrieval == pytest.approx(retrieval[m.video], abs=1e-3), (query, m, retrieval[m.video])
-            signals = {p: [retrieval[p], head[p][0], retrieval[p] - trace.median_similarity, trace.words_per_token]
-                       for p in videos}
+            signals = {p: [retrieval[p], head[p][0], retrieval[p] - trace.median_similarity, trace.words_per_token,
+                           trace.known_words] for p in videos}
             relevance = {p: float(searcher.calibration.relevance(np.array([s]))[0]) for p, s in signals.items()}
             assert moments[0].video == max(relevance, key=relevance.get), (query, moments[0], relevance)
         clips.close()

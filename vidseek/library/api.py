@@ -108,7 +108,8 @@ class Index:
 
     def add(self, video_dir: str | os.PathLike, *, model: str | os.PathLike = BUILTIN, window_s: float | None = None,
             stride_s: float | None = None, progress: bool = False,
-            on_export: Callable[[str, Path], None] | None = None, rebuild: bool = False) -> IndexReport:
+            on_export: Callable[[str, Path], None] | None = None, rebuild: bool = False,
+            ray: str | None = None) -> IndexReport:
         """Bring the index up to date with the videos under `video_dir` (recursively).
 
         New and changed files are encoded once, deleted ones dropped. `model` is ``"builtin"``, a
@@ -117,6 +118,8 @@ class Index:
         and the window and stride it was built with: give the same ones to add more videos, or
         ``rebuild=True`` (``vidseek index --rebuild``) to discard the index and encode every video
         again with the ones given (also for another library, or to repair a damaged index).
+        ``ray``: decode and encode the videos on Ray, ``"local"`` (a Ray started for the run, or the
+        one this process joined) or a cluster address (``vidseek.library.distributed``).
         """
         from vidseek.library.indexer import DEFAULT_STRIDE_S, DEFAULT_WINDOW_S, index_folder
 
@@ -127,7 +130,7 @@ class Index:
         return index_folder(video_dir, self.path, bundle, backend=self.backend,
                             window_s=DEFAULT_WINDOW_S if window_s is None else window_s,
                             stride_s=DEFAULT_STRIDE_S if stride_s is None else stride_s, progress=progress,
-                            model=recreatable(model), rebuild=rebuild)
+                            model=recreatable(model), rebuild=rebuild, ray=ray)
 
     @property
     def searcher(self) -> Searcher:

@@ -147,16 +147,47 @@ def discard_index(index_dir: Path) -> None:
         _delete(index_dir / (CATALOG_FILE + suffix))
 
 
+@dataclass
+class Encoded:
+    """One video decoded and encoded (``encode_file``): what the writer stores, or why it failed."""
+
+    states: np.ndarray | None = None  # (T, H) float16 video states, the feature cache's entry
+    clips: np.ndarray | None = None  # (windows, D) clip embeddings
+    duration: float = 0.0  # seconds of footage
+    steps: int = 0  # feature steps (T)
+    gaps: list = field(default_factory=list)  # stretches without frames (``VideoInfo.gaps``)
+    error: str | None = None  # "ExceptionType: message" when the file could not be encoded
+
+
+class EncodeError(Exception):
+    """A file could not be decoded or encoded (the message of ``Encoded.error``)."""
+
+
+def encode_file(grounder: Grounder, path: Path, settings: IndexSettings) -> Encoded:
+    """Decode one video file and run the video side of the bundle: the work that may run anywhere
+    (in this process, or on a Ray worker). Never raises for a bad file: the error is returned."""
+    try:
+        feats, info = grounder.video_features(path)
+        out = grounder.video_outputs(feats[None])
+        emb, _ = clip_embeddings(out["retrieval_steps"][0], settings)
+        return Encoded(out["video_states"][0].astype(np.float16), emb, float(info.duration), len(feats),
+                       [tuple(g) for g in info.gaps])
+    except Exception as exc:  # a bad file: recorded by the writer, never stops the library
+        return Encoded(error=f"{type(exc).__name__}: {exc}")
+
+
 def index_folder(video_dir: str | Path, index_dir: str | Path, bundle_dir: str | Path, *, backend: str = "onnxruntime",
                  window_s: float = DEFAULT_WINDOW_S, stride_s: float = DEFAULT_STRIDE_S, progress: bool = True,
-                 model: str | None = None, rebuild: bool = False) -> IndexReport:
+                 model: str | None = None, rebuild: bool = False, ray: str | None = None) -> IndexReport:
     """Bring the index in `index_dir` up to date with the videos under `video_dir`.
 
     `bundle_dir` is a bundle folder (``vidseek.library.models.resolve_model`` turns a ``--model``
     choice into one); `model`, the choice itself, is stored in the settings so that search can say
     how to re-create the bundle should its folder disappear (a cleared cache). `rebuild` discards
     the index first (``discard_index``) and indexes every video again, with whatever bundle, window,
-    stride and library root are given.
+    stride and library root are given. `ray`: decode and encode on Ray (``vidseek.library.distributed``):
+    ``"local"`` for a Ray started for this run (or the one this process already joined), else the
+    address of a cluster; the files are written here, by this process, as without it.
     """
     root, index_dir = Path(video_dir).resolve(), Path(index_dir)
     bundle = load_bundle(bundle_dir)
@@ -210,29 +241,35 @@ def index_folder(video_dir: str | Path, index_dir: str | Path, bundle_dir: str |
             catalog.record_error(path, error)
             report.errors.append((path, error))
         todo = plan.new + plan.changed
-        bar = tqdm(todo, desc="index", unit="video", disable=None if progress else True)
-        for file in bar:
+        if ray is None or not todo:
+            results = ((file, encode_file(grounder, root / file.path, settings)) for file in todo)
+        else:  # decoded and encoded by Ray actors; written here, by the one writer, as they come back
+            from vidseek.library.distributed import ray_encoded
+
+            results = ray_encoded(todo, root, bundle_dir, backend, settings, address=ray)
+        bar = tqdm(results, total=len(todo), desc="index", unit="video", disable=None if progress else True)
+        for file, encoded in bar:
             vid = catalog.record_pending(file)
             try:
-                feats, info = grounder.video_features(root / file.path)
-                out = grounder.video_outputs(feats[None])
-                emb, _ = clip_embeddings(out["retrieval_steps"][0], settings)
-                states.put(vid, out["video_states"][0].astype(np.float16))
-                clips.add(vid, emb)
-                catalog.record_ok(file, duration=info.duration, fps=rate, steps=len(feats), gaps=info.gaps)
+                if encoded.error is not None:
+                    raise EncodeError(encoded.error)
+                states.put(vid, encoded.states)
+                clips.add(vid, encoded.clips)
+                catalog.record_ok(file, duration=encoded.duration, fps=rate, steps=encoded.steps, gaps=encoded.gaps)
                 if settings.state_dim is None:  # lets integrity checks verify the states' width
-                    catalog.update_settings(state_dim=int(out["video_states"].shape[-1]))
+                    catalog.update_settings(state_dim=int(encoded.states.shape[-1]))
                     settings = catalog.settings()
                 report.indexed.append(file.path)
-                report.video_seconds += info.duration
+                report.video_seconds += encoded.duration
             except Exception as exc:  # one bad file never stops the library; its error is recorded
                 if isinstance(exc, IndexStorageError) and not isinstance(exc, (CacheError, ClipIndexError)):
                     raise  # the index cannot be written (disk full, read-only): stop; this file stays pending
-                message = f"{type(exc).__name__}: {exc}"
+                message = str(exc) if isinstance(exc, EncodeError) else f"{type(exc).__name__}: {exc}"
                 catalog.record_error(file, message)
                 clips.remove_video(vid)
                 report.errors.append((file.path, message))
-            bar.set_postfix(rtf=f"{report.video_seconds / max(time.perf_counter() - t0, 1e-9):.1f}x")
+            bar.set_postfix(rtf=f"{report.video_seconds / max(time.perf_counter() - t0, 1e-9):.1f}x",
+                            hours=f"{report.video_seconds / 3600:.2f}")
         _save(clips, catalog)
         _drop_unused_features(catalog, states, clips)
         catalog.checkpoint()  # the database file alone holds the index (read-only copies)

@@ -1,0 +1,126 @@
+"""Indexing on Ray (`vidseek index --ray`): the same index as without it, a worker killed mid-run
+changes nothing, a file that cannot be read is an error for that file, and no Ray says how to get it.
+
+A local Ray with num_cpus=2 (the machine's cores); each start costs a few seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from blocking import run_blocked
+from helpers import check_index
+
+ray = pytest.importorskip("ray", reason="indexing on Ray needs the ray extra: pip install 'vidseek[ray]'")
+pytestmark = pytest.mark.slow
+
+
+def contents(index: Path) -> dict[str, tuple]:
+    """Catalog path -> (states, clip embeddings, duration, steps) of every ok video."""
+    from vidseek.index.cache import FeatureCache
+    from vidseek.index.catalog import Catalog
+    from vidseek.index.clips import ClipIndex
+
+    with Catalog(index, readonly=True) as catalog:
+        videos, settings = catalog.videos("ok"), catalog.settings()
+    clips = ClipIndex(index, settings.dim)
+    clips.load()
+    states = FeatureCache(index, "states")
+    return {v.path: (np.asarray(states.get(v.id)), np.asarray(clips.embeddings.get(v.id)), v.duration, v.steps)
+            for v in videos}
+
+
+def assert_same_index(a: Path, b: Path) -> None:
+    x, y = contents(a), contents(b)
+    assert x.keys() == y.keys() and x
+    for path in x:
+        np.testing.assert_array_equal(x[path][0], y[path][0])  # the same float16 states, bit for bit
+        np.testing.assert_allclose(x[path][1], y[path][1], atol=1e-6)
+        assert x[path][2:] == y[path][2:]
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory, invoke):
+    """Six synthetic videos and a corrupt file, indexed once without Ray (the reference)."""
+    root = tmp_path_factory.mktemp("ray")
+    r = invoke("synth", root / "syn", "--videos", 6, "--min-duration", 8, "--max-duration", 12, "--no-progress")
+    assert r.exit_code == 0, r.output
+    (root / "syn" / "videos" / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(2000))
+    r = invoke("index", root / "syn" / "videos", "--index", root / "plain", "--no-progress")
+    assert r.exit_code == 0 and "errors 1" in r.output, r.output
+    return root
+
+
+def test_index_with_ray_builds_the_same_index(library, invoke):
+    r = invoke("index", library / "syn" / "videos", "--index", library / "on-ray", "--ray", "--no-progress")
+    assert r.exit_code == 0, r.output
+    assert "indexed 6" in r.output and "errors 1" in r.output and "skipped broken.mp4" in r.output
+    assert_same_index(library / "plain", library / "on-ray")
+    check_index(library / "on-ray")
+    r = invoke("index", library / "syn" / "videos", "--index", library / "on-ray", "--ray", "--no-progress")
+    assert r.exit_code == 0 and "indexed 0" in r.output, r.output  # nothing new: nothing sent to Ray
+
+
+def _encoder_pids() -> list[int]:
+    """Processes of vidseek's Ray encoder actors (Ray titles them ray::_Encoder...)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if b"ray::_Encoder" in (entry / "cmdline").read_bytes():
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the Ray worker to kill through /proc (Linux)")
+def test_a_worker_killed_mid_run_changes_nothing(library):
+    from vidseek.library.api import Index
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        killed, report = [], {}
+
+        def run() -> None:
+            with Index(library / "killed") as index:
+                report["r"] = index.add(library / "syn" / "videos", ray="local")
+
+        worker = threading.Thread(target=run)
+        worker.start()
+        deadline = time.monotonic() + 60
+        while not killed and worker.is_alive() and time.monotonic() < deadline:
+            pids = _encoder_pids()
+            if pids:
+                os.kill(pids[0], signal.SIGKILL)
+                killed.append(pids[0])
+            time.sleep(0.05)
+        worker.join(timeout=300)
+    finally:
+        ray.shutdown()
+    assert killed, "no encoder actor was seen to kill"
+    assert len(report["r"].indexed) == 6 and [p for p, _ in report["r"].errors] == ["broken.mp4"]
+    assert_same_index(library / "plain", library / "killed")
+    check_index(library / "killed")
+
+
+NO_RAY = """
+import sys
+from vidseek.cli.main import cli
+cli.main(["index", sys.argv[1], "--index", sys.argv[2], "--ray", "--no-progress"])
+"""
+
+
+def test_without_ray_installed_the_command_says_how_to_get_it(library, tmp_path):
+    shutil.copytree(library / "syn" / "videos", tmp_path / "videos", ignore=shutil.ignore_patterns("broken.mp4"))
+    r = run_blocked(NO_RAY, str(tmp_path / "videos"), str(tmp_path / "idx"), extra_prefixes=("ray",))
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "pip install 'vidseek[ray]'" in r.stderr
