@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import click
-import numpy as np
 
 from vidseek.cli.common import user_errors
 from vidseek.cli.search_cmd import no_match
@@ -43,6 +42,8 @@ def this_command() -> str:
 
 
 def _iou(a: tuple[float, float], b: tuple[float, float]) -> float:
+    import numpy as np
+
     from vidseek.spans import temporal_iou_paired
 
     return float(temporal_iou_paired(np.array([a], float), np.array([b], float))[0])
