@@ -124,3 +124,50 @@ def test_without_ray_installed_the_command_says_how_to_get_it(library, tmp_path)
     r = run_blocked(NO_RAY, str(tmp_path / "videos"), str(tmp_path / "idx"), extra_prefixes=("ray",))
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
     assert "pip install 'vidseek[ray]'" in r.stderr
+
+
+KILLED_DRIVER = """
+import sys
+from vidseek.cli.main import cli
+cli.main(["index", sys.argv[1], "--index", sys.argv[2], "--ray", "--no-progress"])
+"""
+
+
+def test_a_driver_killed_mid_run_leaves_a_sound_index_that_the_next_run_completes(library, tmp_path, invoke):
+    import subprocess
+    import sys
+
+    from vidseek.index.catalog import Catalog
+
+    index = tmp_path / "idx"
+    child = subprocess.Popen([sys.executable, "-c", KILLED_DRIVER, str(library / "syn" / "videos"), str(index)],
+                             start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and child.poll() is None:  # kill it once some videos are written
+            try:
+                with Catalog(index, readonly=True) as catalog:
+                    if len(catalog.videos("ok")) >= 2:
+                        break
+            except Exception:  # not created yet
+                pass
+            time.sleep(0.05)
+    finally:
+        running = child.poll() is None
+        os.killpg(child.pid, signal.SIGKILL)  # the driver and the Ray it started
+        child.wait()
+    assert running, "the driver finished before it could be killed mid-run"
+    with Catalog(index, readonly=True) as catalog:
+        assert len(catalog.videos("ok")) < 6  # killed with work left
+    check_index(index)  # sound as it was left
+    r = invoke("index", library / "syn" / "videos", "--index", index, "--ray", "--no-progress")
+    assert r.exit_code == 0, r.output
+    assert_same_index(library / "plain", index)
+    check_index(index)
+
+
+def test_an_unreachable_cluster_fails_at_once_and_writes_nothing(library, tmp_path, invoke):
+    t0 = time.monotonic()
+    r = invoke("index", library / "syn" / "videos", "--index", tmp_path / "idx", "--ray", "127.0.0.1:1", "--no-progress")
+    assert r.exit_code == 1 and "cannot join the Ray cluster at '127.0.0.1:1'" in r.output and "ray start --head" in r.output
+    assert time.monotonic() - t0 < 30 and not (tmp_path / "idx").exists()

@@ -54,41 +54,37 @@ class _Encoder:
         return path, encode_file(self.grounder, Path(path), self.settings)
 
 
-def _start(address: str) -> bool:
-    """Join the cluster at ``address`` (``LOCAL``: start one on this machine), unless this process
-    already joined one. Returns whether this call started it (and so must shut it down)."""
+def _unreachable(address: str, timeout: float = 3.0) -> str | None:
+    """Why nothing answers at a cluster ``address`` (HOST:PORT or ray://HOST:PORT), or None (it
+    answers, or the address is LOCAL or "auto", which Ray resolves itself)."""
+    import socket
+
+    if address in (LOCAL, "auto"):
+        return None
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return "it is not HOST:PORT or ray://HOST:PORT"
     try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        return f"nothing answers there ({exc.strerror or exc})"
+    return None
+
+
+class Cluster:
+    """A Ray cluster this process joined for one indexing run (``join``)."""
+
+    def __init__(self, address: str):
+        self.started = _start(address)  # whether this run started Ray (and so shuts it down)
+
+    def encoded(self, todo: list, root: Path, bundle_dir: str | Path, backend: str, settings) -> Iterator[tuple[object, object]]:
+        """``(file, Encoded)`` for every file of ``todo`` (catalog ``FileState``s under ``root``), as the
+        actors finish them (any order)."""
         import ray
-    except ImportError:
-        raise RayUnavailable("--ray needs Ray, which is not installed here: pip install 'vidseek[ray]'") from None
-    if ray.is_initialized():
-        return False
-    try:
-        ray.init(address=None if address == LOCAL else address, include_dashboard=False, log_to_driver=False,
-                 configure_logging=False, runtime_env={"env_vars": {"HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "")}})
-    except (ConnectionError, ValueError, RuntimeError) as exc:
-        raise RayUnavailable(f"cannot join the Ray cluster at {address!r}: {exc}; start one with `ray start --head` "
-                             "or give its address (ray://HOST:10001 or HOST:6379), or --ray alone for a local one") from exc
-    return True
+        from ray.util import ActorPool
 
+        from vidseek.builtin import BUNDLE_DIR
 
-def ray_encoded(todo: list, root: Path, bundle_dir: str | Path, backend: str, settings,
-                address: str = LOCAL) -> Iterator[tuple[object, object]]:
-    """``(file, Encoded)`` for every file of ``todo`` (catalog ``FileState``s under ``root``), as the
-    actors finish them (any order). Joins (or starts) Ray at once, so a missing Ray or an unreachable
-    cluster raises ``RayUnavailable`` here, before any file is touched."""
-    started = _start(address)
-    return _stream(todo, root, bundle_dir, backend, settings, started)
-
-
-def _stream(todo: list, root: Path, bundle_dir: str | Path, backend: str, settings,
-            started: bool) -> Iterator[tuple[object, object]]:
-    import ray
-    from ray.util import ActorPool
-
-    from vidseek.builtin import BUNDLE_DIR
-
-    try:
         resources = ray.cluster_resources()
         gpus, cpus = int(resources.get("GPU", 0)), max(1, int(resources.get("CPU", 1)))
         actors = gpus or min(cpus, len(todo))
@@ -100,6 +96,40 @@ def _stream(todo: list, root: Path, bundle_dir: str | Path, backend: str, settin
         by_path = {str(root / f.path): f for f in todo}
         for path, encoded in pool.map_unordered(lambda actor, path: actor.encode.remote(path), list(by_path)):
             yield by_path[path], encoded
-    finally:
-        if started:
+
+    def close(self) -> None:
+        if self.started:
+            import ray
+
             ray.shutdown()
+            self.started = False
+
+
+def join(address: str = LOCAL) -> Cluster:
+    """Join the Ray cluster at ``address`` (``LOCAL``: start one here) for an indexing run, or raise
+    ``RayUnavailable`` (Ray not installed, nothing answers at the address) before anything is written."""
+    return Cluster(address)
+
+
+def _start(address: str) -> bool:
+    """Join the cluster at ``address`` (``LOCAL``: start one on this machine), unless this process
+    already joined one. Returns whether this call started it (and so must shut it down)."""
+    try:
+        import ray
+    except ImportError:
+        raise RayUnavailable("--ray needs Ray, which is not installed here: pip install 'vidseek[ray]'") from None
+    if ray.is_initialized():
+        return False
+    why = _unreachable(address)
+    if why:  # found in seconds, where Ray's own client retries for minutes
+        raise RayUnavailable(f"cannot join the Ray cluster at {address!r}: {why}; start one with `ray start --head` "
+                             "or give its address (HOST:6379 or ray://HOST:10001), or --ray alone for a local one")
+    try:
+        ray.init(address=None if address == LOCAL else address, include_dashboard=False, log_to_driver=False,
+                 configure_logging=False, runtime_env={"env_vars": {"HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "")}})
+    except (ConnectionError, ValueError, RuntimeError) as exc:
+        raise RayUnavailable(f"cannot join the Ray cluster at {address!r}: {exc}; start one with `ray start --head` "
+                             "or give its address (ray://HOST:10001 or HOST:6379), or --ray alone for a local one") from exc
+    return True
+
+

@@ -194,6 +194,21 @@ def index_folder(video_dir: str | Path, index_dir: str | Path, bundle_dir: str |
     _check_bundle(bundle)
     grounder = Grounder(bundle, backend)
     rate = float(bundle.meta["features"]["frame_encoder"]["rate"])
+    cluster = None
+    if ray is not None:  # joined first: a missing Ray or an unreachable cluster writes nothing
+        from vidseek.library.distributed import join
+
+        cluster = join(ray)
+    try:
+        return _index(root, Path(index_dir), bundle_dir, bundle, grounder, rate, window_s, stride_s, model, rebuild,
+                      backend, progress, cluster)
+    finally:
+        if cluster is not None:
+            cluster.close()
+
+
+def _index(root: Path, index_dir: Path, bundle_dir, bundle: Bundle, grounder: Grounder, rate: float, window_s: float,
+           stride_s: float, model: str | None, rebuild: bool, backend: str, progress: bool, cluster) -> IndexReport:
     index_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     with WriterLock(index_dir), _open_catalog(index_dir, rebuild) as catalog:
@@ -241,12 +256,10 @@ def index_folder(video_dir: str | Path, index_dir: str | Path, bundle_dir: str |
             catalog.record_error(path, error)
             report.errors.append((path, error))
         todo = plan.new + plan.changed
-        if ray is None or not todo:
+        if cluster is None or not todo:
             results = ((file, encode_file(grounder, root / file.path, settings)) for file in todo)
         else:  # decoded and encoded by Ray actors; written here, by the one writer, as they come back
-            from vidseek.library.distributed import ray_encoded
-
-            results = ray_encoded(todo, root, bundle_dir, backend, settings, address=ray)
+            results = cluster.encoded(todo, root, bundle_dir, backend, settings)
         bar = tqdm(results, total=len(todo), desc="index", unit="video", disable=None if progress else True)
         for file, encoded in bar:
             vid = catalog.record_pending(file)
