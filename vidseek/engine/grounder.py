@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -52,6 +53,24 @@ def check_text(query: str) -> None:
                          "(a command-line argument that is not UTF-8?); type the query as UTF-8 text") from None
 
 
+class Sessions(Mapping):
+    """Graph name -> inference session, each made on first use (``make_session``) and kept."""
+
+    def __init__(self, paths: dict, backend: str, threads: int | None):
+        self._paths, self._backend, self._threads, self._made = paths, backend, threads, {}
+
+    def __getitem__(self, name: str):
+        if name not in self._made:
+            self._made[name] = make_session(self._paths[name], self._backend, threads=self._threads)
+        return self._made[name]
+
+    def __iter__(self):
+        return iter(self._paths)
+
+    def __len__(self) -> int:
+        return len(self._paths)
+
+
 def unknown_ids(tokenizer) -> set[int]:
     """The id of a ``tokenizers.Tokenizer``'s unknown-word token, if it has one: WordPiece and BPE name
     it (``unk_token``); a Unigram model (SentencePiece: SigLIP, T5) keeps only its ``unk_id``."""
@@ -73,7 +92,8 @@ class Grounder:
         self.model_name = bundle.model_name
         self.family = family(bundle.model_name)
         names = [g for g in GRAPH_NAMES if g in bundle.graphs]
-        self.sessions = {g: make_session(bundle.graph_path(g), backend, threads=threads) for g in names}
+        # each graph is loaded when first run: a search never loads the video side, an indexer the head
+        self.sessions = Sessions({g: bundle.graph_path(g) for g in names}, backend, threads)
         self.tokenizer = bundle.tokenizer()
         # the tokenizer's own special tokens ([CLS], [SEP], [PAD] of WordPiece, <|startoftext|> of CLIP's
         # BPE ...) and its unknown-word token ([UNK], <unk>): a query needs a token that is neither
