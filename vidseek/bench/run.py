@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from vidseek import __version__
+from vidseek.library import CANDIDATES
 from vidseek.bench.backends import BENCH_BACKENDS, PARITY_TOLERANCE, BackendStatus, open_backend, parity
 from vidseek.bench.library import LibrarySpec, bundle_dims, bundle_rate, synthetic_library
 from vidseek.bench.report import compute_ratios, library_versions, machine_info
@@ -37,7 +38,7 @@ class BenchConfig:
     warmup: int = 10
     repeat: int = 100
     index_repeat: int = 10  # with 3, the ORT vs eager ratio of the frame encoder once flipped (noise)
-    candidates: int = 50
+    candidates: int = CANDIDATES
     top_k: int = 10
     threads: int | None = None
     naive_max: int = 1000

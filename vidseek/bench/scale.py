@@ -118,7 +118,7 @@ def _faiss_rows(library, videos: list[int], job: LibraryJob) -> list[dict]:
     del parts
     own = library.faiss_index if library.choice.kind == "hnsw" else None
     queries = near_queries(vectors, job.faiss_queries)
-    ks = tuple(sorted({min(10, job.candidates), job.candidates}))
+    ks = tuple(sorted({10, 50, job.candidates}))  # recall@50: what the calibration's median pool sees
     return faiss_comparison(vectors, ids, queries, ks, library_index=own)
 
 

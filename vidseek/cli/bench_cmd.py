@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from vidseek.library import CANDIDATES
+
 BACKEND_NAMES = ("pytorch", "onnxruntime", "onnxruntime-cuda", "onnxruntime-tensorrt",
                  "tensorrt-fp32", "tensorrt-fp16", "tensorrt-int8")  # vidseek.bench.backends.BENCH_BACKENDS
 PART_NAMES = ("graphs", "index", "query", "naive", "faiss")  # vidseek.bench.PARTS
@@ -76,7 +78,7 @@ def _seconds(ctx, param, value: str) -> tuple[float, float]:
               help="Timed calls per graph and searches per backend and library size.")
 @click.option("--index-repeat", type=click.IntRange(min=1), default=10, show_default=True,
               help="Timed passes over the index-time videos.")
-@click.option("--candidates", type=click.IntRange(min=1), default=50, show_default=True,
+@click.option("--candidates", type=click.IntRange(min=1), default=CANDIDATES, show_default=True,
               help="Clips retrieved before the head runs (as `vidseek search`).")
 @click.option("--top-k", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None,

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from vidseek.cli.common import backend_option, index_option, shown, user_errors, warnings_shown
+from vidseek.library import CANDIDATES
 from vidseek.errors import VidseekError
 
 
@@ -23,7 +24,7 @@ class BadQueries(VidseekError, ValueError):
 @click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), help="Batch mode: predictions jsonl.")
 @click.option("--per-video", is_flag=True, help="Batch mode: ground each query in its own `vid` (standalone_eval format).")
 @click.option("--top-k", type=click.IntRange(min=1), default=10, show_default=True)
-@click.option("--candidates", type=click.IntRange(min=1), default=50, show_default=True, help="Clips retrieved before the head runs.")
+@click.option("--candidates", type=click.IntRange(min=1), default=CANDIDATES, show_default=True, help="Clips retrieved before the head runs.")
 @click.option("--video", help="Search one indexed video only: its path as `vidseek info --videos` lists it, or its "
                               "path on disk (absolute or relative to here).")
 @click.option("--phrases", is_flag=True, help="PLPNet bundles: also show the span of each phrase of the query.")

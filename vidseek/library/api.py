@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vidseek.errors import VidseekError
+from vidseek.library import CANDIDATES
 from vidseek.library.models import BUILTIN, recreatable, resolve_model
 
 if TYPE_CHECKING:
@@ -143,7 +144,7 @@ class Index:
         return self._searcher
 
     def search(self, query: str, *, top_k: int = 10, video: str | None = None, phrases: bool = False,
-               candidates: int = 50, min_score: float | None = None, trace: SearchTrace | None = None) -> Moments:
+               candidates: int = CANDIDATES, min_score: float | None = None, trace: SearchTrace | None = None) -> Moments:
         """The `top_k` best moments for `query`, best first, whose score (a calibrated relevance in
         [0, 1]) reaches `min_score` (default: the bundle's threshold). No moment reaching it is the
         answer "nothing matches": the result is empty, and its ``best`` is the best candidate.

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from vidseek.engine.bundle import BundleError, load_bundle
+from vidseek.library import CANDIDATES
 from vidseek.engine.calibration import Calibration, known_share, words_per_token
 from vidseek.engine.decode import decode_best, decode_phrases
 from vidseek.engine.grounder import Grounder
@@ -30,6 +31,9 @@ from vidseek.index.clips import ClipIndex
 from vidseek.spans import temporal_nms
 
 MAX_COSINE = 1.01  # unit vectors: a clip similarity beyond this (or not finite) comes from a damaged clips.faiss
+# FAISS returns at least this many clips: their median similarity is the baseline of the
+# calibration's "distinct" signal, fitted with 50 (vidseek.engine.calibration).
+MEDIAN_POOL = 50
 
 
 class PhrasesUnavailable(VidseekError, ValueError):
@@ -335,7 +339,7 @@ class Searcher:
                     failed[v] = str(exc)
         return [c for c in kept if c[1] not in failed], contexts, features, failed
 
-    def search(self, query: str, *, top_k: int = 10, candidates: int = 50, video: str | None = None,
+    def search(self, query: str, *, top_k: int = 10, candidates: int = CANDIDATES, video: str | None = None,
                nms_iou: float = 0.5, phrases: bool = False, min_score: float | None = None,
                trace: SearchTrace | None = None) -> Moments:
         """The `top_k` best moments for `query` whose relevance reaches `min_score` (default: the
@@ -364,7 +368,7 @@ class Searcher:
         query, corrections = self.grounder.spell(query)
         text = self.grounder.encode_text([query], trace.seconds)
         t1 = time.perf_counter()
-        n = candidates if video is None else max(candidates, self.clips.ntotal)
+        n = max(candidates, MEDIAN_POOL) if video is None else max(candidates, self.clips.ntotal)
         sims, vids, wins = self.clips.search(text["retrieval"], min(n, max(self.clips.ntotal, 1)))
         found = sims[0][vids[0] >= 0]
         if found.size and not (np.isfinite(found).all() and np.abs(found).max() <= MAX_COSINE) and not last:
@@ -375,6 +379,8 @@ class Searcher:
                           "to rebuild it", DamagedIndexWarning, stacklevel=3)
             raise _IndexChanged
         cand = [(float(s), int(v), int(w)) for s, v, w in zip(sims[0], vids[0], wins[0]) if v in self.videos]
+        if video is None:
+            cand = cand[:candidates]  # the head's batch; the rest only set the median of the distinct signal
         trace.add("faiss", time.perf_counter() - t1)
         trace.candidates, trace.candidate_videos = len(cand), len({v for _, v, _ in cand})
         if video is not None:
