@@ -351,11 +351,11 @@ def test_flat_search_finds_the_planted_window_exactly(tmp_path):
     assert (v[0, 240:] == -1).all() and np.isneginf(s[0, 240:]).all() and (w[0, 240:] == -1).all()
 
 
-@pytest.mark.parametrize("large", ["auto", "ivf"])  # auto is HNSW on CPU; IVF is the GPU choice
+@pytest.mark.parametrize("large", ["auto", "ivf", "ivfpq"])  # auto is HNSW on CPU; IVF the GPU's; IVF-PQ past HNSW
 def test_index_above_the_threshold_keeps_recall(tmp_path, large):
     emb = clustered(30, 100, 32, seed=3)  # 3000 vectors
     index = ClipIndex(tmp_path, 32, flat_max=1000, gpu=False, large=large)
-    kind = {"auto": "hnsw", "ivf": "ivf"}[large]
+    kind = {"auto": "hnsw", "ivf": "ivf", "ivfpq": "ivfpq"}[large]
     assert choose_index(3000, 32, flat_max=1000, gpu=False, large=large).kind == kind
     vectors, ids = fill(index, emb)  # one video at a time, as the writer does
     assert index.choice.kind == kind  # switched from Flat past flat_max
@@ -365,10 +365,11 @@ def test_index_above_the_threshold_keeps_recall(tmp_path, large):
     found = (video << 20) + window
     expected = exact_top(vectors, ids, queries, 10)
     recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found, expected)])
-    assert recall >= 0.95, f"{index.choice.describe()}: recall@10 {recall:.3f}"
+    # IVF-PQ orders a video's near-tie windows less well at depth 10 (clips.py has the figures); @50 below
+    assert recall >= (0.9 if kind == "ivfpq" else 0.95), f"{index.choice.describe()}: recall@10 {recall:.3f}"
 
 
-@pytest.mark.parametrize("large", ["flat", "ivf", "hnsw"])
+@pytest.mark.parametrize("large", ["flat", "ivf", "hnsw", "ivfpq"])
 def test_removed_video_is_never_returned(tmp_path, large):
     emb = clustered(12, 100, 16, seed=5)
     index = ClipIndex(tmp_path, 16, flat_max=10**9 if large == "flat" else 500, gpu=False,
@@ -548,3 +549,32 @@ def test_index_package_imports_without_torch():
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=False)
     assert r.returncode == 0, r.stderr
+
+
+def test_ivfpq_past_the_hnsw_limit_reranks_exactly_and_survives_a_reload(tmp_path):
+    emb = clustered(40, 100, 32, seed=8)  # 4000 vectors: Flat to 1000, HNSW to 2000, then IVF-PQ
+    index = ClipIndex(tmp_path, 32, flat_max=1000, gpu=False, hnsw_max=2000)
+    vectors, ids = fill(index, emb)
+    assert index.choice.kind == "ivfpq" and index.choice.pq_m == 16 and "re-ranked" in index.choice.describe()
+    rng = np.random.default_rng(9)
+    queries = vectors[rng.integers(0, len(vectors), 200)] + 0.3 * rng.standard_normal((200, 32)).astype(np.float32)
+    scores, video, window = index.search(queries, k=50)
+    found = (video << 20) + window
+    expected = exact_top(vectors, ids, queries, 50)
+    recall = np.mean([len(set(a) & set(b)) / 50 for a, b in zip(found, expected)])
+    assert recall >= 0.95, f"recall@50 {recall:.3f}"
+    unit = queries / np.linalg.norm(queries, axis=1, keepdims=True)
+    stored = {int(i): v for i, v in zip(ids, vectors / np.linalg.norm(vectors, axis=1, keepdims=True))}
+    np.testing.assert_allclose(scores[:, 0], [stored[int(i)] @ u for i, u in zip(found[:, 0], unit)], atol=2e-3)
+    assert (np.diff(scores, axis=1) <= 1e-6).all()  # the re-ranked order is the exact one
+    index.save()
+    loaded = ClipIndex(tmp_path, 32, flat_max=1000, gpu=False, hnsw_max=2000)
+    assert loaded.load() and loaded.choice == index.choice
+    for a, b in zip(index.search(queries[:20], k=10), loaded.search(queries[:20], k=10)):
+        np.testing.assert_array_equal(a, b)
+    more = clustered(4, 100, 32, seed=10)
+    for v, e in enumerate(more, start=41):  # incremental adds keep the trained quantizer
+        loaded.add(v, e)
+    assert loaded.choice.kind == "ivfpq" and loaded.ntotal == 4400
+    _, video, _ = loaded.search(more[:, 0], k=5)
+    assert (video[:, 0] == np.arange(41, 45)).all()

@@ -254,7 +254,7 @@ def _timed_search(index, queries: np.ndarray, k: int) -> tuple[np.ndarray, list[
 def faiss_comparison(vectors: np.ndarray, ids: np.ndarray, queries: np.ndarray, ks: tuple[int, ...],
                      library_index=None, hnsw_ef: tuple[int, ...] = (64, 128, 256, 512),
                      ivf_probe: tuple[int, ...] = (8, 32, 128), max_ivf_lists: int = 2048) -> list[dict]:
-    """Per-query latency and recall@k against exact search of Flat, HNSW and IVF-Flat indexes of
+    """Per-query latency and recall@k against exact search of Flat, HNSW, IVF-Flat and IVF-PQ (re-ranked) indexes of
     ``vectors`` (N, E) unit rows, one query at a time.
 
     ``ids`` (N,) ascending are the rows' FAISS ids; ``library_index``, the library's own
@@ -264,7 +264,8 @@ def faiss_comparison(vectors: np.ndarray, ids: np.ndarray, queries: np.ndarray, 
     """
     import faiss
 
-    from vidseek.index.clips import HNSW_EF_CONSTRUCTION, HNSW_M, choose_index
+    from vidseek.index.clips import (HNSW_EF_CONSTRUCTION, HNSW_M, PQ_BITS, PQ_PROBE_DIVISOR, RERANK_FACTOR,
+                                     choose_index, pq_codes)
 
     k = max(ks)
     n, dim = vectors.shape
@@ -304,4 +305,28 @@ def faiss_comparison(vectors: np.ndarray, ids: np.ndarray, queries: np.ndarray, 
             found, seconds = _timed_search(ivf, queries, k)
             rows.append({"index": f"IVF{nlist},Flat nprobe={probe}", "kind": "ivf", "param": probe, "build_s": build_s,
                          **summarise(seconds).to_dict(), **{f"recall@{x}": round(_recall(found, exact, x), 4) for x in ks}})
+        del ivf
+        # IVF-PQ as the clip index builds it past HNSW_MAX_VECTORS: a shortlist of RERANK_FACTOR * k by
+        # PQ distance, re-ranked by the exact inner product (here from the vectors in memory)
+        m = pq_codes(dim)
+        bits = min(PQ_BITS, int(np.log2(len(sample))))  # k-means needs as many points as centroids
+        pq = faiss.IndexIVFPQ(faiss.IndexFlatIP(dim), dim, nlist, m, bits, faiss.METRIC_INNER_PRODUCT)
+        t0 = time.perf_counter()
+        pq.train(sample)
+        pq.add(vectors)
+        build_s = round(time.perf_counter() - t0, 2)
+        short = min(n, RERANK_FACTOR * k)
+        for probe in sorted({min(p, nlist) for p in (*ivf_probe, max(1, nlist // PQ_PROBE_DIVISOR))}):
+            pq.nprobe = probe
+            found, seconds = [], []
+            for q in queries:
+                t0 = time.perf_counter()
+                _, cand = pq.search(q[None], short)
+                cand = cand[0][cand[0] >= 0]
+                order = np.argsort(-(vectors[cand] @ q), kind="stable")[:k]
+                seconds.append(time.perf_counter() - t0)
+                found.append(np.pad(cand[order], (0, k - len(order)), constant_values=-1))
+            rows.append({"index": f"IVF{nlist},PQ{m}x{bits} nprobe={probe}, re-ranked {short}", "kind": "ivfpq",
+                         "param": probe, "build_s": build_s, "bytes_per_clip": m * bits / 8 + 8, **summarise(seconds).to_dict(),
+                         **{f"recall@{x}": round(_recall(np.array(found), exact, x), 4) for x in ks}})
     return rows
