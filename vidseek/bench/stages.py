@@ -264,8 +264,7 @@ def faiss_comparison(vectors: np.ndarray, ids: np.ndarray, queries: np.ndarray, 
     """
     import faiss
 
-    from vidseek.index.clips import (HNSW_EF_CONSTRUCTION, HNSW_M, PQ_BITS, PQ_PROBE_DIVISOR, RERANK_FACTOR,
-                                     choose_index, pq_codes)
+    from vidseek.index.clips import HNSW_EF_CONSTRUCTION, HNSW_M, PQ_BITS, RERANK_FACTOR, choose_index, pq_codes
 
     k = max(ks)
     n, dim = vectors.shape
@@ -316,7 +315,7 @@ def faiss_comparison(vectors: np.ndarray, ids: np.ndarray, queries: np.ndarray, 
         pq.add(vectors)
         build_s = round(time.perf_counter() - t0, 2)
         short = min(n, RERANK_FACTOR * k)
-        for probe in sorted({min(p, nlist) for p in (*ivf_probe, max(1, nlist // PQ_PROBE_DIVISOR))}):
+        for probe in sorted({min(p, nlist) for p in (*ivf_probe, max(1, nlist // 4))}):
             pq.nprobe = probe
             found, seconds = [], []
             for q in queries:
