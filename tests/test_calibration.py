@@ -116,7 +116,7 @@ def test_queries_about_things_the_model_never_saw_get_no_match_and_a_note(world,
 
 def test_the_vocabulary_holds_every_word_of_the_world_s_sentences(world):
     from vidseek.builtin import builtin_bundle
-    from vidseek.engine.calibration import query_words
+    from vidseek.vocabulary import query_words
     from vidseek.synth.language import sentence_words
 
     vocab = set(sentence_words())

@@ -19,6 +19,9 @@ FORBIDDEN = {
     "export": {"library", "index", "cli", "bench", "serve"},
     "serve": {"index", "trainer", "export", "cli", "bench", "synth"},  # library, and engine for QueryError
 }
+# the leaves every layer may use; they import only each other
+LAYERS = {"engine", "index", "library", "trainer", "export", "serve", "cli", "bench"}
+FORBIDDEN.update({leaf: LAYERS for leaf in ("synth", "spans", "evaluation", "errors", "atomic", "vocabulary")})
 # the one allowed exception: a missing zero-shot bundle is exported on first use
 ALLOWED = {("library/models.py", "export")}
 

@@ -11,7 +11,7 @@ The signals of a moment (``SIGNALS``), all available to every bundle at search t
 - ``words_per_token``: the query's words per token the tokenizer made of them (special tokens
   left out): 1 for words the vocabulary knows whole, low for gibberish cut into pieces;
 - ``known_words``: the share of the query's words that the bundle's training sentences used
-  (``words.vocabulary`` of bundle.json, see ``known_share``): a model trained on a closed world
+  (``words.vocabulary`` of bundle.json, see ``vidseek.vocabulary.known_share``): a model trained on a closed world
   has never learnt what "dog" looks like, however well its text encoder knows the word. 1 for a
   bundle that records no vocabulary (open-vocabulary models such as CLIP).
 
@@ -34,9 +34,6 @@ ranking vidseek always had), no threshold.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-
-import re
-from collections.abc import Iterable
 
 import numpy as np
 
@@ -118,34 +115,6 @@ def words_per_token(query: str, n_tokens: int) -> float:
     (1.0, 0.25)
     """
     return min(1.0, len(query.split()) / max(1, n_tokens))
-
-
-def query_words(text: str) -> list[str]:
-    """The words of a query or training sentence as the vocabulary counts them: runs of letters and
-    digits, lower case.
-
-    >>> query_words("The person's RED shirt, 2 times")
-    ['the', 'person', 's', 'red', 'shirt', '2', 'times']
-    """
-    return re.findall(r"[^\W_]+", text.lower())
-
-
-def vocabulary(sentences: Iterable[str]) -> list[str]:
-    """The sorted words of training ``sentences`` (``words.vocabulary`` of a bundle)."""
-    return sorted({w for s in sentences for w in query_words(s)})
-
-
-def known_share(query: str, vocabulary: frozenset[str] | None) -> float:
-    """The share of ``query``'s words in ``vocabulary``; 1 when there is no vocabulary (the bundle
-    records none) or the query has no word.
-
-    >>> known_share("person opens door", frozenset({"person", "opens", "door"})), known_share("a dog", frozenset({"a"}))
-    (1.0, 0.5)
-    """
-    words = query_words(query)
-    if vocabulary is None or not words:
-        return 1.0
-    return sum(w in vocabulary for w in words) / len(words)
 
 
 def fit(signals: np.ndarray, labels: np.ndarray, l2: float = 1e-3, steps: int = 50) -> tuple[tuple[float, ...], float]:

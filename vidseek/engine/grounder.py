@@ -14,7 +14,7 @@ import numpy as np
 
 from vidseek.engine.decode import decode_phrases, decode_windows
 from vidseek.engine.bundle import Bundle
-from vidseek.engine.calibration import query_words
+from vidseek.vocabulary import query_words
 from vidseek.engine.registry import GRAPH_NAMES, family
 from vidseek.engine.spelling import correct
 from vidseek.engine.session import make_session

@@ -19,7 +19,7 @@ Bundles that record no vocabulary (CLIP, SigLIP: open vocabularies) are not corr
 
 from __future__ import annotations
 
-import re
+from vidseek.vocabulary import WORD
 
 MIN_LENGTH = 3  # shorter words are left alone: one edit turns any of them into another word
 
@@ -61,4 +61,4 @@ def correct(query: str, vocabulary: frozenset[str] | None) -> tuple[str, list[tu
         corrections.append((typed, to))
         return to
 
-    return re.sub(r"[^\W_]+", fix, query), corrections
+    return WORD.sub(fix, query), corrections

@@ -19,7 +19,8 @@ import numpy as np
 
 from vidseek.engine.bundle import BundleError, load_bundle
 from vidseek.library import CANDIDATES
-from vidseek.engine.calibration import Calibration, known_share, words_per_token
+from vidseek.engine.calibration import Calibration, words_per_token
+from vidseek.vocabulary import known_share
 from vidseek.engine.decode import decode_best, decode_phrases
 from vidseek.engine.grounder import Grounder
 from vidseek.engine.video import file_times

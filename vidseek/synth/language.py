@@ -240,7 +240,7 @@ def library_windows(meaning: Meaning, videos: list[dict]) -> dict[str, list[list
 def sentence_words() -> list[str]:
     """Every word a sentence of the synthetic world can use (templates with every slot filled), sorted:
     the vocabulary of a model trained on this world only."""
-    from vidseek.engine.calibration import query_words
+    from vidseek.vocabulary import query_words
     from vidseek.synth.palette import BALL_COLORS, BOX_COLORS, SHIRT_COLORS
 
     texts = [text for (_, text), _ in SUBJECTS] + [text for parts in PREDICATES.values() for p in parts for _, text in p]

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from vidseek.engine.calibration import vocabulary
+from vidseek.vocabulary import vocabulary
 from vidseek.engine.decode import decode_phrases, decode_windows
 from vidseek.engine.registry import family
 from vidseek.evaluation import grounding_metrics
