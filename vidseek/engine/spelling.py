@@ -7,8 +7,8 @@ is near enough and nearer than any other (optimal string alignment distance: ins
 deletions, substitutions and swaps of neighbouring letters, ``rapidfuzz``):
 
 >>> vocab = frozenset({"person", "opens", "the", "door", "turns", "off", "on", "light", "of"})
->>> correct("Person opns the dor", vocab)
-('Person opens the door', [('opns', 'opens'), ('dor', 'door')])
+>>> correct("Person opns the dor", vocab)  # "dor": three letters, too short to guess
+('Person opens the dor', [('opns', 'opens')])
 >>> correct("turns of the ligth", vocab)  # "of" is a word of its own: a meaning, not a typo
 ('turns of the light', [('ligth', 'light')])
 >>> correct("a dog", vocab)  # nothing near: left for the calibration to judge
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from vidseek.vocabulary import WORD
 
-MIN_LENGTH = 3  # shorter words are left alone: one edit turns any of them into another word
+MIN_LENGTH = 4  # shorter words, typed or proposed, are left alone: one edit turns a cat into an at
 
 
 def max_edits(word: str) -> int:
@@ -39,7 +39,7 @@ def nearest(word: str, vocabulary: frozenset[str]) -> str | None:
     if not found:
         return None
     best = min(distance for _, distance, _ in found)
-    closest = [w for w, distance, _ in found if distance == best]
+    closest = [w for w, distance, _ in found if distance == best and len(w) >= MIN_LENGTH]
     return closest[0] if len(closest) == 1 else None
 
 
