@@ -112,7 +112,7 @@ def write_clip_tokenizer(tokenizer, path: Path, max_length: int, pad_to_length: 
     backend = backend.__class__.from_str(backend.to_str())
     backend.enable_truncation(max_length)
     if pad_to_length:
-        pad = str(tokenizer.pad_token)
+        pad = str(tokenizer.pad_token or tokenizer.eos_token)  # SigLIP pads with </s>; some checkpoints name no pad
         backend.enable_padding(length=max_length, pad_id=backend.token_to_id(pad), pad_token=pad)
     else:
         backend.no_padding()

@@ -60,7 +60,8 @@ CASUAL = ("ok so this is where {s}", "{s} at some point, that is the bit i need"
 OPPOSITES = (("turn_on_light", "turn_off_light"), ("open_door", "close_door"), ("sit_down", "stand_up"),
              ("walk_in", "walk_out"), ("pick_up", "put_down"))
 OPPOSITE_OF = {a: b for pair in OPPOSITES for a, b in (pair, pair[::-1])}
-KEYBOARD_NEIGHBOURS = {c: n for c, n in zip("qwertyuiopasdfghjklzxcvbnm", "wqrtyuiopoadfghjklkzxcvbnmn")}
+# each letter -> the key to its right on a QWERTY row (the last key of a row -> the one to its left)
+KEYBOARD_NEIGHBOURS = {c: n for c, n in zip("qwertyuiop" "asdfghjkl" "zxcvbnm", "wertyuiopo" "sdfghjklk" "xcvbnmn")}
 
 
 def typo(word: str, rng: np.random.Generator) -> str:

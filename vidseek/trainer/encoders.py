@@ -437,7 +437,8 @@ def _load_siglip(name: str, config, text: bool) -> ClipParts:
     text_tower = tokenizer = None
     if text:
         tokenizer = AutoTokenizer.from_pretrained(name)
-        text_tower = ClipTextTower(siglip.text_model.eval(), pad_id=tokenizer.pad_token_id)
+        pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        text_tower = ClipTextTower(siglip.text_model.eval(), pad_id=pad_id)  # the same pad as the exported tokenizer
         if text_tower.dim != image.dim:
             raise ValueError(f"SigLIP {name!r}: its text embeddings ({text_tower.dim}) and image embeddings "
                              f"({image.dim}) differ in width; the checkpoint is inconsistent")
