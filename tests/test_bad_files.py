@@ -161,3 +161,39 @@ def test_search_results_name_awkward_files_readably(tiny_world, tmp_path, invoke
     assert UNICODE in r.output and "caf\\xe9 latin-1.mp4" in r.output, r.output
     r = invoke("info", "--index", index)
     assert r.exit_code == 0 and "4 ok" in r.output and "integrity ok" in r.output, r.output
+
+
+def test_a_backend_this_machine_lacks_stops_the_run_and_blames_no_file(tiny_world, tmp_path, invoke):
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("this machine has onnxruntime's CUDA provider")
+    library = tmp_path / "lib"
+    write_video(library / "a.mp4", seconds=6, seed=1)
+    write_video(library / "b.mp4", seconds=6, seed=2)
+    index = tmp_path / "idx"
+    r = invoke("index", library, "--index", index, "--model", tiny_world.bundle, "--backend", "onnxruntime-cuda",
+               "--no-progress")
+    assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+    assert "no CUDAExecutionProvider" in r.output, r.output
+    with Catalog(index, readonly=True) as cat:
+        assert cat.videos() == []  # neither file is marked as failed: the next run encodes both
+    r = invoke("index", library, "--index", index, "--model", tiny_world.bundle, "--no-progress")
+    assert r.exit_code == 0 and "indexed 2 " in r.output, r.output
+
+
+def test_a_file_that_failed_is_skipped_until_retry_errors(tiny_world, tmp_path, invoke, monkeypatch):
+    from vidseek.library import indexer
+
+    library = tmp_path / "lib"
+    write_video(library / "a.mp4", seconds=6, seed=1)
+    index = tmp_path / "idx"
+    monkeypatch.setattr(indexer, "encode_file", lambda *a: indexer.Encoded(error="OSError: the disk was busy"))
+    r = invoke("index", library, "--index", index, "--model", tiny_world.bundle, "--no-progress")
+    assert "errors 1" in r.output and "skipped a.mp4: OSError: the disk was busy" in r.output, r.output
+    monkeypatch.undo()  # whatever failed is fixed; the file did not change
+    r = invoke("index", library, "--index", index, "--model", tiny_world.bundle, "--no-progress")
+    assert "indexed 0," in r.output and "1 file that failed before and did not change skipped (--retry-errors" in r.output
+    r = invoke("index", library, "--index", index, "--model", tiny_world.bundle, "--retry-errors", "--no-progress")
+    assert r.exit_code == 0 and "indexed 1 " in r.output and "errors 0" in r.output, r.output
+    assert set(check_index(index)) == {"a.mp4"}

@@ -17,7 +17,7 @@ FORBIDDEN = {
     "library": {"cli", "bench", "trainer", "synth", "serve"},
     "trainer": {"export", "library", "index", "cli", "bench", "serve"},
     "export": {"library", "index", "cli", "bench", "serve"},
-    "serve": {"index", "trainer", "export", "cli", "bench", "synth"},  # library, and engine for QueryError
+    "serve": {"index", "trainer", "export", "cli", "bench", "synth"},  # library, and engine for QueryError and QUERY_SIDE
 }
 # the leaves every layer may use; they import only each other
 LAYERS = {"engine", "index", "library", "trainer", "export", "serve", "cli", "bench"}

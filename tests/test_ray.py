@@ -20,6 +20,7 @@ from blocking import run_blocked
 from helpers import check_index
 
 ray = pytest.importorskip("ray", reason="indexing on Ray needs the ray extra: pip install 'vidseek[ray]'")
+from vidseek.library import distributed  # noqa: E402
 pytestmark = pytest.mark.slow
 
 
@@ -171,3 +172,92 @@ def test_an_unreachable_cluster_fails_at_once_and_writes_nothing(library, tmp_pa
     r = invoke("index", library / "syn" / "videos", "--index", tmp_path / "idx", "--ray", "127.0.0.1:1", "--no-progress")
     assert r.exit_code == 1 and "cannot join the Ray cluster at '127.0.0.1:1'" in r.output and "ray start --head" in r.output
     assert time.monotonic() - t0 < 30 and not (tmp_path / "idx").exists()
+
+
+# ---- faults: a file that kills its worker, workers that cannot start, paths a worker cannot see ----
+
+class _Poisoned(distributed._Encoder):
+    """An encoder whose process dies on any file named poison*: a file that crashes its decoder."""
+
+    def encode(self, path, settings):
+        if Path(path).name.startswith("poison"):
+            os._exit(1)
+        return super().encode(path, settings)
+
+
+class _NoBundle(distributed._Encoder):
+    """An encoder whose worker cannot load the bundle (a folder missing there)."""
+
+    def __init__(self, bundle_dir, builtin, backend, threads):
+        super().__init__("/nonexistent/bundle", False, backend, threads)
+
+
+class _NotMounted(distributed._Encoder):
+    """An encoder on a worker where the library is not mounted."""
+
+    def encode(self, path, settings):
+        return super().encode("/not-mounted" + path, settings)
+
+
+@pytest.fixture
+def encoder_class(monkeypatch):
+    """Replace the Ray encoder actor with one of the classes above (sent to the workers by value)."""
+    import sys
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+    def use(cls) -> None:
+        monkeypatch.setattr(distributed, "_Encoder", cls)
+
+    yield use
+    ray.cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+
+
+def _videos(library: Path, to: Path) -> Path:
+    shutil.copytree(library / "syn" / "videos", to, ignore=shutil.ignore_patterns("broken.mp4"))
+    return to
+
+
+def test_a_file_that_kills_its_worker_is_recorded_and_the_run_goes_on(library, tmp_path, invoke, encoder_class):
+    videos = _videos(library, tmp_path / "videos")
+    shutil.copy(next(videos.glob("*.mp4")), videos / "poison.mp4")
+    encoder_class(_Poisoned)
+    r = invoke("index", videos, "--index", tmp_path / "idx", "--ray", "--no-progress")
+    assert r.exit_code == 0, r.output
+    assert "indexed 6" in r.output and "errors 1" in r.output, r.output
+    assert f"skipped poison.mp4: WorkerDied: the Ray worker encoding it died {distributed.MAX_ATTEMPTS} times" in r.output
+    check_index(tmp_path / "idx")
+
+
+def test_workers_that_cannot_load_the_bundle_stop_the_run_and_record_nothing(library, tmp_path, invoke, encoder_class):
+    from vidseek.index.catalog import Catalog
+
+    videos = _videos(library, tmp_path / "videos")
+    encoder_class(_NoBundle)
+    r = invoke("index", videos, "--index", tmp_path / "idx", "--ray", "--no-progress")
+    assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+    assert "on a Ray worker:" in r.output and "/nonexistent/bundle" in r.output, r.output
+    with Catalog(tmp_path / "idx", readonly=True) as catalog:
+        assert catalog.videos() == []  # no file is blamed: a plain run indexes them all
+
+
+def test_a_gpu_backend_asks_for_gpus_and_a_cpu_backend_never_does():
+    assert distributed.placement("onnxruntime", {"CPU": 8.0, "GPU": 2.0}, 100) == ({"num_cpus": 1}, 8)
+    assert distributed.placement("onnxruntime", {"CPU": 8.0}, 3) == ({"num_cpus": 1}, 3)
+    assert distributed.placement("onnxruntime-cuda", {"CPU": 8.0, "GPU": 2.0}, 100) == ({"num_gpus": 1, "num_cpus": 1}, 2)
+    with pytest.raises(distributed.RayUnavailable, match="runs on NVIDIA GPUs and the Ray cluster has none"):
+        distributed.placement("tensorrt", {"CPU": 8.0}, 10)
+
+
+def test_a_path_a_worker_cannot_see_is_an_error_that_retry_errors_clears(library, tmp_path, invoke, encoder_class, monkeypatch):
+    videos = _videos(library, tmp_path / "videos")
+    encoder_class(_NotMounted)
+    r = invoke("index", videos, "--index", tmp_path / "idx", "--ray", "--no-progress")
+    assert r.exit_code == 0 and "indexed 0" in r.output and "errors 6" in r.output, r.output
+    assert "is not there on the Ray worker" in r.output and "--retry-errors" in r.output
+    monkeypatch.undo()  # the library is now mounted on the workers
+    r = invoke("index", videos, "--index", tmp_path / "idx", "--ray", "--no-progress")
+    assert "indexed 0" in r.output and "6 files that failed before and did not change skipped" in r.output, r.output
+    r = invoke("index", videos, "--index", tmp_path / "idx", "--ray", "--retry-errors", "--no-progress")
+    assert r.exit_code == 0 and "indexed 6" in r.output and "errors 0" in r.output, r.output
+    assert_same_index(library / "plain", tmp_path / "idx")

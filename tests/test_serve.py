@@ -444,3 +444,13 @@ def test_in_a_browser_a_click_on_a_card_plays_the_moment_from_its_start_to_its_e
         browser.press("Enter")
         start = browser.evaluate("state.moments[0].start")
         browser.wait(f"seeks.some(t => Math.abs(t - {start}) < 0.1)", timeout=10)
+
+
+def test_a_backend_this_machine_lacks_fails_the_start_not_every_search(library, invoke):
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("this machine has onnxruntime's CUDA provider")
+    r = invoke("serve", "--index", library / "index", "--port", 0, "--backend", "onnxruntime-cuda")
+    assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+    assert "no CUDAExecutionProvider" in r.output, r.output

@@ -26,7 +26,7 @@ import numpy as np
 
 from vidseek.engine.bundle import Bundle
 from vidseek.engine.grounder import Grounder
-from vidseek.engine.registry import BACKENDS
+from vidseek.engine.registry import BACKENDS, GRAPH_NAMES
 from vidseek.engine.session import BackendUnavailable
 
 BENCH_BACKENDS = ("pytorch", "onnxruntime", "onnxruntime-cuda", "onnxruntime-tensorrt",
@@ -159,6 +159,7 @@ def open_backend(name: str, bundle: Bundle, run_dir: str | Path | None = None,
     if name.startswith("onnxruntime"):
         try:
             grounder = Grounder(bundle, name, threads=threads)
+            grounder.warm(GRAPH_NAMES)  # graphs load lazily: load them here, where a failure is caught
         except BackendUnavailable:
             raise
         except Exception as exc:  # a provider that is listed but fails to start (no device, driver mismatch)

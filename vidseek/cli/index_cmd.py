@@ -22,6 +22,9 @@ from vidseek.cli.common import backend_option, echo_json, index_option, json_opt
               help="Discard the index's catalog, cached features and clip index, and index VIDEO_DIR from scratch: "
                    "to change --model, --window or --stride, to index another library into the same folder, or to "
                    "repair a damaged index. Until it ends, new searches find the videos encoded so far.")
+@click.option("--retry-errors", is_flag=True,
+              help="Try again the files that failed before (they are otherwise skipped until they change): after "
+                   "installing a codec, or once the library is mounted on every Ray worker.")
 @click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
               help="Decode and encode on Ray (pip install 'vidseek[ray]'): --ray alone starts a local Ray for the run; "
                    "--ray ADDRESS joins a cluster (HOST:6379 or ray://HOST:10001). Workers need the videos and the "
@@ -30,7 +33,7 @@ from vidseek.cli.common import backend_option, echo_json, index_option, json_opt
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @json_option
 def index_cmd(video_dir: Path, index_dir: Path | None, model: str, window_s: float, stride_s: float, rebuild: bool,
-              ray_address: str | None, backend: str, progress: bool, as_json: bool) -> None:
+              retry_errors: bool, ray_address: str | None, backend: str, progress: bool, as_json: bool) -> None:
     """Index VIDEO_DIR (recursively): new and changed videos are encoded once, deleted ones dropped."""
     from vidseek.engine.video import VideoDecodeWarning
     from vidseek.library.api import Index
@@ -42,7 +45,8 @@ def index_cmd(video_dir: Path, index_dir: Path | None, model: str, window_s: flo
     index = Index(index_dir, backend=backend)
     with user_errors(), warnings_shown(VideoDecodeWarning):
         report = index.add(video_dir, model=model, window_s=window_s, stride_s=stride_s, progress=progress,
-                           on_export=exporting, rebuild=rebuild, ray=ray_address)
+                           on_export=exporting, rebuild=rebuild, ray=ray_address,
+                           retry_errors=retry_errors)
     if as_json:
         echo_json({"index": str(index.path), **report.to_dict()})
         return

@@ -7,8 +7,9 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 
@@ -22,6 +23,8 @@ from vidseek.engine.video import VideoInfo
 from vidseek.errors import VidseekError
 from vidseek.spans import resample_features
 
+VIDEO_SIDE = ("frame_encoder", "video_encoder")  # the graphs that index a video
+QUERY_SIDE = ("text_encoder", "head")  # the graphs that answer a query
 QUOTED_CHARS = 80  # a QueryError quotes at most this many characters of the query
 
 
@@ -54,15 +57,21 @@ def check_text(query: str) -> None:
 
 
 class Sessions(Mapping):
-    """Graph name -> inference session, each made on first use (``make_session``) and kept."""
+    """Graph name -> inference session, each made on first use (``make_session``) and kept; threads
+    that ask for the same graph at once share one session."""
 
     def __init__(self, paths: dict, backend: str, threads: int | None):
         self._paths, self._backend, self._threads, self._made = paths, backend, threads, {}
+        self._lock = threading.Lock()
 
     def __getitem__(self, name: str):
-        if name not in self._made:
-            self._made[name] = make_session(self._paths[name], self._backend, threads=self._threads)
-        return self._made[name]
+        session = self._made.get(name)
+        if session is None:
+            with self._lock:
+                if name not in self._made:
+                    self._made[name] = make_session(self._paths[name], self._backend, threads=self._threads)
+                session = self._made[name]
+        return session
 
     def __iter__(self):
         return iter(self._paths)
@@ -104,6 +113,15 @@ class Grounder:
         # the words of the sentences the bundle was trained on (None: not recorded, an open vocabulary)
         vocab = bundle.meta["words"].get("vocabulary")
         self.vocabulary = frozenset(vocab) if vocab is not None else None
+
+    def warm(self, names: Iterable[str]) -> None:
+        """Load the named graphs now (those of them the bundle has), so that a backend this machine
+        lacks (``BackendUnavailable``) or a graph that does not load (``BundleError``) is said before
+        any work starts, not at the first video or query: ``VIDEO_SIDE`` for an indexer,
+        ``QUERY_SIDE`` for a server."""
+        for name in names:
+            if name in self.sessions:
+                self.sessions[name]
 
     # ---- query side ----------------------------------------------------------------------------
     def tokenize(self, queries: list[str]) -> tuple[dict[str, np.ndarray], list[list[str]]]:

@@ -140,12 +140,12 @@ def graph_spec(model_name: str, graph: str, retrieval: bool = False) -> GraphSpe
     raise ValueError(f"a bundle of model {model_name} has no {graph} graph")
 
 
-# Export formats and runtime backends. "available" is checked at run time by the engine.
+# Export formats and runtime backends ("gpu": needs an NVIDIA GPU). Availability is checked at run time by the engine.
 FORMATS = ("onnx", "tensorrt")
 BACKENDS = {
-    "onnxruntime": {"format": "onnx", "providers": ("CPUExecutionProvider",)},
-    "onnxruntime-cuda": {"format": "onnx", "providers": ("CUDAExecutionProvider", "CPUExecutionProvider")},
-    "onnxruntime-tensorrt": {"format": "onnx",
+    "onnxruntime": {"format": "onnx", "providers": ("CPUExecutionProvider",), "gpu": False},
+    "onnxruntime-cuda": {"format": "onnx", "providers": ("CUDAExecutionProvider", "CPUExecutionProvider"), "gpu": True},
+    "onnxruntime-tensorrt": {"format": "onnx", "gpu": True,
                              "providers": ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")},
-    "tensorrt": {"format": "tensorrt", "providers": ()},
+    "tensorrt": {"format": "tensorrt", "providers": (), "gpu": True},
 }

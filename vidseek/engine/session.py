@@ -110,7 +110,8 @@ class TrtSession:
         logger = trt.Logger(trt.Logger.WARNING)
         self.engine = trt.Runtime(logger).deserialize_cuda_engine(self.path.read_bytes())
         if self.engine is None:
-            raise RuntimeError(f"{path}: TensorRT could not load this engine (built for another GPU or TensorRT version?)")
+            raise BundleError(f"TensorRT cannot load the engine {path}: it was built for another GPU or TensorRT "
+                              "version; build the engines again on this machine (`vidseek export --format tensorrt`)")
         self.context = self.engine.create_execution_context()
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         self._in = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]

@@ -110,7 +110,7 @@ class Index:
     def add(self, video_dir: str | os.PathLike, *, model: str | os.PathLike = BUILTIN, window_s: float | None = None,
             stride_s: float | None = None, progress: bool = False,
             on_export: Callable[[str, Path], None] | None = None, rebuild: bool = False,
-            ray: str | None = None) -> IndexReport:
+            ray: str | None = None, retry_errors: bool = False) -> IndexReport:
         """Bring the index up to date with the videos under `video_dir` (recursively).
 
         New and changed files are encoded once, deleted ones dropped. `model` is ``"builtin"``, a
@@ -121,6 +121,8 @@ class Index:
         again with the ones given (also for another library, or to repair a damaged index).
         ``ray``: decode and encode the videos on Ray, ``"local"`` (a Ray started for the run, or the
         one this process joined) or a cluster address (``vidseek.library.distributed``).
+        ``retry_errors``: encode again the files that failed before (otherwise skipped until they
+        change), e.g. after installing a codec or mounting the library on every Ray worker.
         """
         from vidseek.library.indexer import DEFAULT_STRIDE_S, DEFAULT_WINDOW_S, index_folder
 
@@ -131,7 +133,7 @@ class Index:
         return index_folder(video_dir, self.path, bundle, backend=self.backend,
                             window_s=DEFAULT_WINDOW_S if window_s is None else window_s,
                             stride_s=DEFAULT_STRIDE_S if stride_s is None else stride_s, progress=progress,
-                            model=recreatable(model), rebuild=rebuild, ray=ray)
+                            model=recreatable(model), rebuild=rebuild, ray=ray, retry_errors=retry_errors)
 
     @property
     def searcher(self) -> Searcher:

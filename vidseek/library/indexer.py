@@ -16,7 +16,8 @@ import numpy as np
 from tqdm import tqdm
 
 from vidseek.engine.bundle import Bundle, BundleError, load_bundle
-from vidseek.engine.grounder import Grounder
+from vidseek.engine.grounder import VIDEO_SIDE, Grounder
+from vidseek.engine.session import BackendUnavailable
 from vidseek.index import IndexStorageError, integrity
 from vidseek.index.cache import KINDS, CacheError, FeatureCache, StorageWriteError, remove_temporaries
 from vidseek.index.catalog import CATALOG_FILE, SCHEMA_VERSION, Catalog, IndexMismatch, content_hash
@@ -163,22 +164,30 @@ class EncodeError(Exception):
     """A file could not be decoded or encoded (the message of ``Encoded.error``)."""
 
 
+SETUP_ERRORS = (BackendUnavailable, BundleError)  # the machine or the bundle, not the file: they stop the run
+
+
 def encode_file(grounder: Grounder, path: Path, settings: IndexSettings) -> Encoded:
     """Decode one video file and run the video side of the bundle: the work that may run anywhere
-    (in this process, or on a Ray worker). Never raises for a bad file: the error is returned."""
+    (in this process, or on a Ray worker). Never raises for a bad file: the error is returned. A
+    backend this machine lacks or a graph that does not load (``SETUP_ERRORS``) is no fault of the
+    file and is raised: recorded against the file, it would stick to it until it changed."""
     try:
         feats, info = grounder.video_features(path)
         out = grounder.video_outputs(feats[None])
         emb, _ = clip_embeddings(out["retrieval_steps"][0], settings)
         return Encoded(out["video_states"][0].astype(np.float16), emb, float(info.duration), len(feats),
                        [tuple(g) for g in info.gaps])
+    except SETUP_ERRORS:
+        raise
     except Exception as exc:  # a bad file: recorded by the writer, never stops the library
         return Encoded(error=f"{type(exc).__name__}: {exc}")
 
 
 def index_folder(video_dir: str | Path, index_dir: str | Path, bundle_dir: str | Path, *, backend: str = "onnxruntime",
                  window_s: float = DEFAULT_WINDOW_S, stride_s: float = DEFAULT_STRIDE_S, progress: bool = True,
-                 model: str | None = None, rebuild: bool = False, ray: str | None = None) -> IndexReport:
+                 model: str | None = None, rebuild: bool = False, ray: str | None = None,
+                 retry_errors: bool = False) -> IndexReport:
     """Bring the index in `index_dir` up to date with the videos under `video_dir`.
 
     `bundle_dir` is a bundle folder (``vidseek.library.models.resolve_model`` turns a ``--model``
@@ -187,7 +196,9 @@ def index_folder(video_dir: str | Path, index_dir: str | Path, bundle_dir: str |
     the index first (``discard_index``) and indexes every video again, with whatever bundle, window,
     stride and library root are given. `ray`: decode and encode on Ray (``vidseek.library.distributed``):
     ``"local"`` for a Ray started for this run (or the one this process already joined), else the
-    address of a cluster; the files are written here, by this process, as without it.
+    address of a cluster; the files are written here, by this process, as without it. `retry_errors`
+    encodes again the files that failed before (a file that failed is otherwise skipped until it
+    changes): after installing a codec, or mounting a folder on every Ray worker.
     """
     root, index_dir = Path(video_dir).resolve(), Path(index_dir)
     bundle = load_bundle(bundle_dir)
@@ -201,14 +212,15 @@ def index_folder(video_dir: str | Path, index_dir: str | Path, bundle_dir: str |
         cluster = join(ray)
     try:
         return _index(root, Path(index_dir), bundle_dir, bundle, grounder, rate, window_s, stride_s, model, rebuild,
-                      backend, progress, cluster)
+                      backend, progress, cluster, retry_errors)
     finally:
         if cluster is not None:
             cluster.close()
 
 
 def _index(root: Path, index_dir: Path, bundle_dir, bundle: Bundle, grounder: Grounder, rate: float, window_s: float,
-           stride_s: float, model: str | None, rebuild: bool, backend: str, progress: bool, cluster) -> IndexReport:
+           stride_s: float, model: str | None, rebuild: bool, backend: str, progress: bool, cluster,
+           retry_errors: bool) -> IndexReport:
     index_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     with WriterLock(index_dir), _open_catalog(index_dir, rebuild) as catalog:
@@ -237,7 +249,7 @@ def _index(root: Path, index_dir: Path, bundle_dir, bundle: Bundle, grounder: Gr
         ok = catalog.videos("ok")
         damaged = integrity.damaged_videos(ok, settings, states, clips.embeddings)
         clips.reconcile(v.id for v in ok if v.id not in damaged)
-        plan = catalog.scan(root)
+        plan = catalog.scan(root, retry_errors=retry_errors)
         catalog.update_stat(plan.touched)
         if damaged:  # unchanged files whose cached features are lost or do not fit: encode them again
             plan.changed = sorted(plan.changed + [f for f in plan.unchanged if f.video_id in damaged],
@@ -256,7 +268,14 @@ def _index(root: Path, index_dir: Path, bundle_dir, bundle: Bundle, grounder: Gr
             catalog.record_error(path, error)
             report.errors.append((path, error))
         todo = plan.new + plan.changed
+        failed = {v.id for v in catalog.videos("error")}
+        kept_failed = sum(f.video_id in failed for f in plan.unchanged)
+        if kept_failed:
+            report.notes.append(f"{kept_failed} file{'s' if kept_failed > 1 else ''} that failed before and did not "
+                                "change skipped (--retry-errors tries them again)")
         if cluster is None or not todo:
+            if todo:  # a backend or graph that cannot load stops the run here, before any file is pending
+                grounder.warm(VIDEO_SIDE)
             results = ((file, encode_file(grounder, root / file.path, settings)) for file in todo)
         else:  # decoded and encoded by Ray actors; written here, by the one writer, as they come back
             results = cluster.encoded(todo, root, bundle_dir, backend, settings)

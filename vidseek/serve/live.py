@@ -23,6 +23,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
+from vidseek.engine.grounder import QUERY_SIDE
 from vidseek.errors import VidseekError
 from vidseek.library.api import Index
 from vidseek.library.searcher import Searcher
@@ -48,7 +49,8 @@ class LiveIndex:
         """Open the Searcher (load the bundle, read the index) and start following the index. Raises
         what opening raises (``NoIndex`` when the folder holds no index)."""
         try:
-            self.call(lambda searcher: None)
+            # the query-side graphs load now: a backend this machine lacks fails the start, not every search
+            self.call(lambda searcher: searcher.grounder.warm(QUERY_SIDE))
         except BaseException:
             self._worker.shutdown(wait=False)
             raise
