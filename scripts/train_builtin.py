@@ -1,6 +1,8 @@
-"""The recipe of the built-in bundle (``vidseek/builtin/bundle``), end to end, on a CPU.
+"""The recipe of the built-in bundles (``vidseek/builtin/bundle``: ExCL, the default;
+``vidseek/builtin/plpnet``: PLPNet, ``--model builtin-plpnet``), end to end, on a CPU.
 
-    python scripts/train_builtin.py WORK_DIR [--install]
+    python scripts/train_builtin.py WORK_DIR [--install]                       # ExCL, CNN distilled here
+    python scripts/train_builtin.py WORK_DIR --model plpnet --cnn vidseek/builtin/bundle [--install]
 
 Stages, each skipped when its output is already in WORK_DIR (delete it to redo a stage):
 
@@ -13,15 +15,21 @@ Stages, each skipped when its output is already in WORK_DIR (delete it to redo a
    ``vidseek.synth.features.frame_labels``, ``vidseek.trainer.distill``), validated on val videos.
    With the train world alone (347 train rooms) the CNN learnt its rooms by heart: train loss 0.96 ->
    0.46 in 5 epochs while the validation loss stayed at 0.88-0.90.
+   With ``--cnn`` (a ``.safetensors`` checkpoint, or a bundle folder whose ``frame_encoder.onnx`` is
+   read back into the CNN, bit for bit), that CNN is used instead: no distillation, and the worlds
+   need no scene-state features. The PLPNet bundle uses the ExCL bundle's CNN this way, so the two
+   differ only in the grounding model.
 3. ``cnn_features/``: `vidseek features` of the four worlds with that CNN.
-4. ``run/``: `vidseek train` ExCL (clf, 2b) with all-MiniLM-L6-v2 words and a retrieval embedding on
-   native-rate crops, on the compositional training split of the four worlds (so the held-out word pairs
-   stay unseen; every world holds out the same pairs), validated on the train world's.
+4. ``run/``: `vidseek train` (``--model``: ExCL clf 2b, or PLPNet with 3 phrases) with
+   all-MiniLM-L6-v2 words and a retrieval embedding on native-rate crops, on the compositional
+   training split of the four worlds (so the held-out word pairs stay unseen; every world holds out
+   the same pairs), validated on the train world's.
 5. ``bundle/``: `vidseek export` (parity-checked) and the text encoder quantized to int8 (checked
    against fp32); ``--install`` copies it into the package.
 6. ``eval/``: the test world indexed with the bundle and searched library-wide and per video, for
    the standard and the compositional test queries (library-wide: the right video, VCMR-any,
-   VCMR-true and the right-video ceiling); ``eval/metrics.json`` feeds docs/model-card.md.
+   VCMR-true and the right-video ceiling), and per video for the verb-object phrases of the test
+   queries (the paper's phrase-level metric); ``eval/metrics.json`` feeds docs/model-card.md.
 
 Every step is the CLI command a user would type (run in this process, to load torch once).
 """
@@ -50,7 +58,12 @@ SYNTH = {
 }
 WORLDS = ("train-world", "distill-world", "distill-world-2", "distill-world-3")  # what the CNN and the grounding model learn from
 HIDDEN = 128
-MODEL = "excl-clf-2b"
+# --model: the `vidseek train` settings of each built-in bundle, and the package folder it installs into
+MODELS = {
+    "excl-clf-2b": ("bundle", [*(x for k in ("video_hidden", "query_hidden", "span_hidden", "mlp_hidden")
+                                 for x in ("--set", f"{k}={HIDDEN}")), "--lr", 2e-3, "--set", "dropout=0.2"]),
+    "plpnet": ("plpnet", ["--phrases", 3, "--set", f"dim={2 * HIDDEN}", "--set", "dropout=0.2"]),
+}
 
 
 def vidseek(*args) -> None:
@@ -62,12 +75,12 @@ def vidseek(*args) -> None:
         sys.exit(f"step failed: {exc}")
 
 
-def worlds(work: Path) -> None:
+def worlds(work: Path, distilling: bool) -> None:
     for name, (videos, seed, shortest, longest, split) in SYNTH.items():
         if not (work / name / "manifest.json").is_file():
             vidseek("synth", work / name, "--videos", videos, "--seed", seed, "--min-duration", shortest,
                     "--max-duration", longest, "--workers", 2, *(["--split", split] if split else []),
-                    *(["--state-features", RATE] if name in WORLDS else []), "--no-progress")
+                    *(["--state-features", RATE] if distilling and name in WORLDS else []), "--no-progress")
 
 
 def distill(work: Path, epochs: int, step: int) -> None:
@@ -104,40 +117,40 @@ def distill(work: Path, epochs: int, step: int) -> None:
     (work / "distill-history.json").write_text(json.dumps(history, indent=1))
 
 
-def features(work: Path) -> None:
+def features(work: Path, cnn: str) -> None:
     out = work / "cnn_features"
     for name in WORLDS:  # one folder: the extractor keeps what is there and adds the other world's videos
         manifest = json.loads((work / name / "manifest.json").read_text())
         if (out / "features.json").is_file() and all((out / f"{v['vid']}.npy").is_file() for v in manifest["videos"]):
             continue
-        vidseek("features", work / name / "videos", "--encoder", f"builtin:{work / 'cnn.safetensors'}",
+        vidseek("features", work / name / "videos", "--encoder", f"builtin:{cnn}",
                 "--out", out, "--rate", RATE, "--no-progress")
 
 
-def train(work: Path, epochs: int) -> None:
+def train(work: Path, model: str, epochs: int) -> None:
     run = work / "run"
     if (run / "model.safetensors").is_file():
         return
     annotations = work / "comp_train.jsonl"  # every training world's compositional training queries
     annotations.write_text("".join((work / name / "comp_train.jsonl").read_text() for name in WORLDS))
-    sizes = [x for k in ("video_hidden", "query_hidden", "span_hidden", "mlp_hidden") for x in ("--set", f"{k}={HIDDEN}")]
-    vidseek("train", "--model", MODEL, "--dataset", "jsonl", "--annotations", annotations,
+    vidseek("train", "--model", model, "--dataset", "jsonl", "--annotations", annotations,
             "--val-annotations", work / "train-world" / "comp_val.jsonl", "--features", work / "cnn_features", "--out", run,
-            "--epochs", epochs, "--max-len", 64, "--crop", "--patience", 5, "--seed", 0, "--lr", 2e-3,
-            *sizes, "--set", "dropout=0.2", "--set", "retrieval_dim=128")
+            "--epochs", epochs, "--max-len", 64, "--crop", "--patience", 5, "--seed", 0, *MODELS[model][1],
+            "--set", "retrieval_dim=128")
 
 
-def export(work: Path, install: bool) -> None:
-    from vidseek.builtin import BUNDLE_DIR
+def export(work: Path, model: str, install: bool) -> None:
+    import vidseek.builtin
 
+    target = Path(vidseek.builtin.__file__).parent / MODELS[model][0]
     bundle = work / "bundle"
     if not (bundle / "bundle.json").is_file():
         vidseek("export", work / "run", "--out", bundle, "--text-precision", "int8", "--domain", "synthetic")
     if install:
-        if BUNDLE_DIR.exists():
-            shutil.rmtree(BUNDLE_DIR)
-        shutil.copytree(bundle, BUNDLE_DIR)
-        print(f"installed {bundle} -> {BUNDLE_DIR}")
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.copytree(bundle, target)
+        print(f"installed {bundle} -> {target}")
 
 
 def evaluate(work: Path) -> None:
@@ -163,25 +176,42 @@ def evaluate(work: Path) -> None:
             else:
                 report = evaluate_files(gt, pred)
                 metrics[f"{split}/{mode}"] = {**report["grounding"], "num_queries": len(load_jsonl(gt))}
+    phrases = world / "phrase_test.jsonl"  # PLPNet's phrase-level metric: the verb-object phrases, per video
+    if not phrases.is_file():  # a world rendered before synth wrote it
+        from vidseek.synth.phrases import phrase_queries
+
+        manifest = json.loads((world / "manifest.json").read_text())
+        rows = phrase_queries(manifest["videos"], load_jsonl(world / "test.jsonl"))
+        phrases.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    pred = out / "pred-phrase_test-per-video.jsonl"
+    vidseek("search", "--index", index, "--queries", phrases, "--out", pred, "--per-video")
+    metrics["phrase_test/per-video"] = {**evaluate_files(phrases, pred)["grounding"],
+                                        "num_queries": len(load_jsonl(phrases))}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
     print(json.dumps(metrics, indent=1))
 
 
 @click.command()
 @click.argument("work", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--model", type=click.Choice(sorted(MODELS)), default="excl-clf-2b", show_default=True,
+              help="The grounding model: excl-clf-2b installs as the default built-in bundle, plpnet as builtin-plpnet.")
+@click.option("--cnn", type=click.Path(exists=True, path_type=Path), default=None,
+              help="Use this built-in CNN (a .safetensors checkpoint or a bundle folder) instead of distilling one.")
 @click.option("--distill-epochs", default=12, show_default=True)
 @click.option("--distill-step", default=2, show_default=True, help="Distill on every N-th step of each video.")
 @click.option("--epochs", default=6, show_default=True,
               help="Grounding training epochs (the best on val is kept; the learning rate is constant, so a longer run repeats these first).")
-@click.option("--install", is_flag=True, help="Copy the bundle into vidseek/builtin/bundle.")
+@click.option("--install", is_flag=True, help="Copy the bundle into the package (vidseek/builtin/).")
 @click.option("--skip-eval", is_flag=True)
-def main(work: Path, distill_epochs: int, distill_step: int, epochs: int, install: bool, skip_eval: bool) -> None:
+def main(work: Path, model: str, cnn: Path | None, distill_epochs: int, distill_step: int, epochs: int, install: bool,
+         skip_eval: bool) -> None:
     work.mkdir(parents=True, exist_ok=True)
-    worlds(work)
-    distill(work, distill_epochs, distill_step)
-    features(work)
-    train(work, epochs)
-    export(work, install)
+    worlds(work, distilling=cnn is None)
+    if cnn is None:
+        distill(work, distill_epochs, distill_step)
+    features(work, str((cnn or work / "cnn.safetensors").resolve()))
+    train(work, model, epochs)
+    export(work, model, install)
     if not skip_eval:
         evaluate(work)
 

@@ -159,10 +159,10 @@ def test_model_choices_resolve_or_say_what_to_pass(world, tmp_path, monkeypatch)
     import vidseek.builtin
     from vidseek.library.models import ModelChoiceError, resolve_model
 
-    monkeypatch.setattr(vidseek.builtin, "BUNDLE_DIR", tmp_path / "no-builtin")
+    monkeypatch.setitem(vidseek.builtin.BUNDLE_DIRS, "builtin", tmp_path / "no-builtin")
     with pytest.raises(ModelChoiceError, match="built-in bundle is missing"):
         resolve_model("builtin")
-    monkeypatch.setattr(vidseek.builtin, "BUNDLE_DIR", world["plpnet"])
+    monkeypatch.setitem(vidseek.builtin.BUNDLE_DIRS, "builtin", world["plpnet"])
     assert resolve_model() == resolve_model("builtin") == world["plpnet"]
     assert resolve_model(world["excl"]) == resolve_model(str(world["excl"])) == world["excl"]
     with pytest.raises(ModelChoiceError, match="no such folder.*clip:ID_OR_PATH"):
@@ -183,10 +183,10 @@ def test_model_choices_resolve_or_say_what_to_pass(world, tmp_path, monkeypatch)
 def test_index_cli_uses_the_builtin_bundle_by_default(world, tmp_path, monkeypatch, invoke):
     import vidseek.builtin
 
-    monkeypatch.setattr(vidseek.builtin, "BUNDLE_DIR", tmp_path / "no-builtin")
+    monkeypatch.setitem(vidseek.builtin.BUNDLE_DIRS, "builtin", tmp_path / "no-builtin")
     r = invoke("index", world["library"], "--index", tmp_path / "idx", "--no-progress")
     assert r.exit_code == 1 and "built-in bundle is missing" in r.output and "Traceback" not in r.output
-    monkeypatch.setattr(vidseek.builtin, "BUNDLE_DIR", world["excl"])
+    monkeypatch.setitem(vidseek.builtin.BUNDLE_DIRS, "builtin", world["excl"])
     r = invoke("index", world["library"], "--index", tmp_path / "idx", "--no-progress")
     assert r.exit_code == 0 and "indexed 3" in r.output, r.output
     r = invoke("info", "--index", tmp_path / "idx")

@@ -18,6 +18,7 @@ from vidseek.export.frame import export_frame_encoder, frame_encoder_parity
 from vidseek.trainer.encoders import (
     FRAME_ENCODERS,
     BuiltinCNN,
+    FrameEncoder,
     CNNConfig,
     build_frame_encoder,
     load_builtin,
@@ -73,6 +74,35 @@ def test_builtin_checkpoint_round_trip(tmp_path):
         torch.testing.assert_close(rebuilt(x), model(x), atol=0, rtol=0)
     frames = np.random.default_rng(0).integers(0, 256, (7, BUILTIN_SPEC.height, BUILTIN_SPEC.width, 3), np.uint8)
     assert encoder.encode(frames, batch_size=3).shape == (7, 48)
+
+
+@pytest.mark.parametrize("cfg", [CNNConfig(pool="grid"), CNNConfig(out_dim=48, channels=(8, 16, 16), groups=4)],
+                         ids=["grid", "mean"])
+def test_builtin_cnn_read_back_from_its_onnx_graph(cfg, tmp_path):
+    torch.manual_seed(2)
+    model = BuiltinCNN(cfg).eval()
+    for name, p in model.named_parameters():  # norm weights and biases that are not ones and zeros
+        if "stages" in name and p.dim() == 1:
+            p.data.uniform_(0.5, 1.5)
+    export_frame_encoder(model, tmp_path / "frame_encoder.onnx", BUILTIN_SPEC)
+    encoder = build_frame_encoder(f"builtin:{tmp_path}")  # the folder, as for a bundle
+    assert encoder.module.cfg == cfg and encoder.dim == cfg.out_dim
+    original = FrameEncoder("builtin", None, model, BUILTIN_SPEC, cfg.out_dim)
+    assert encoder.weights_sha256() == original.weights_sha256()  # the same weights, bit for bit
+
+
+def test_the_shipped_bundles_cnn_reads_back_to_the_weights_it_was_trained_with():
+    from vidseek.builtin import BUNDLE_DIR
+
+    trained = json.loads((BUNDLE_DIR / "bundle.json").read_text())["trained"]["data"]["features_meta"]
+    assert build_frame_encoder(f"builtin:{BUNDLE_DIR}").weights_sha256() == trained["weights_sha256"]
+
+
+def test_an_onnx_graph_that_is_not_a_builtin_cnn_is_refused(tmp_path):
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * BUILTIN_SPEC.height * BUILTIN_SPEC.width, 4))
+    export_frame_encoder(model, tmp_path / "frame_encoder.onnx", BUILTIN_SPEC)
+    with pytest.raises(ValueError, match="is not an exported built-in CNN"):
+        build_frame_encoder(f"builtin:{tmp_path / 'frame_encoder.onnx'}")
 
 
 def test_bad_encoder_choices(tmp_path):

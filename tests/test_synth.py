@@ -87,6 +87,21 @@ def test_writes_every_file_in_the_documented_formats(dataset: Path):
             assert 0.0 <= a["start"] < a["end"] <= v["duration"] and 1.0 - 1e-3 <= a["end"] - a["start"] <= 12.0
 
 
+def test_phrase_queries_are_the_verb_object_phrases_of_the_test_sentences(dataset: Path):
+    sentences = {r["qid"]: r for r in _read_jsonl(dataset / "test.jsonl")}
+    phrases = _read_jsonl(dataset / "phrase_test.jsonl")
+    assert phrases and json.loads((dataset / "manifest.json").read_text())["files"]["phrase_test"] == "phrase_test.jsonl"
+    videos = {v["vid"]: v for v in json.loads((dataset / "manifest.json").read_text())["videos"]}
+    for p in phrases:
+        s = sentences[p["sentence"]]
+        kept = [w for part in s["phrases"] if part["role"] in ("verb", "object")
+                for w in s["query"].split()[slice(*part["words"])]]
+        assert p["query"] == " ".join(kept) and len(p["query"].split()) < len(s["query"].split())
+        assert all(w in p["relevant_windows"] for w in s["relevant_windows"])  # the sentence's moments and ...
+        verbs = {a["verb"] for a in videos[s["vid"]]["actions"] if [a["start"], a["end"]] in p["relevant_windows"]}
+        assert len(verbs) == 1  # ... the other moments of the same action only
+
+
 def test_jsonl_records_follow_the_trainer_contract(dataset: Path):
     manifest = json.loads((dataset / "manifest.json").read_text())
     durations = {v["vid"]: v["duration"] for v in manifest["videos"]}

@@ -12,8 +12,10 @@ from vidseek.cli.common import backend_option, echo_json, index_option, json_opt
 @click.command("index")
 @click.argument("video_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @index_option
-@click.option("--model", "model", default="builtin", show_default=True, metavar="builtin|BUNDLE_DIR|clip:ID_OR_PATH",
-              help="builtin: the bundle shipped with vidseek; BUNDLE_DIR: a bundle from `vidseek export`; "
+@click.option("--model", "model", default="builtin", show_default=True,
+              metavar="builtin|builtin-plpnet|BUNDLE_DIR|clip:ID_OR_PATH",
+              help="builtin: the ExCL bundle shipped with vidseek; builtin-plpnet: the PLPNet bundle shipped with it "
+                   "(each phrase's span too: search --phrases); BUNDLE_DIR: a bundle from `vidseek export`; "
                    "clip:ID_OR_PATH: a CLIP model (hub id or folder) used zero-shot, exported once into the cache "
                    "(needs PyTorch that once).")
 @click.option("--window", "window_s", type=click.FloatRange(min=0.5), default=4.0, show_default=True, help="Clip window, seconds.")

@@ -45,7 +45,7 @@ class RayUnavailable(VidseekError):
 class _Encoder:
     """A Ray actor: the bundle's video-side graphs loaded once, then one video file per call."""
 
-    def __init__(self, bundle_dir: str, builtin: bool, backend: str, threads: int):
+    def __init__(self, bundle_dir: str, builtin: str | None, backend: str, threads: int):
         from vidseek.engine.bundle import load_bundle
         from vidseek.engine.grounder import VIDEO_SIDE, Grounder
 
@@ -54,7 +54,7 @@ class _Encoder:
             if builtin:  # each worker's own installation holds the built-in bundle
                 from vidseek.builtin import builtin_bundle
 
-                bundle_dir = builtin_bundle()
+                bundle_dir = builtin_bundle(builtin)
             self.grounder = Grounder(load_bundle(bundle_dir), backend, threads=threads)
             self.grounder.warm(VIDEO_SIDE)
         except VidseekError as exc:  # a bundle or backend this worker cannot load: said by ready()
@@ -155,11 +155,11 @@ class Cluster:
         import ray
         from ray.exceptions import RayActorError, RayTaskError
 
-        from vidseek.builtin import BUNDLE_DIR
+        from vidseek.builtin import builtin_name
 
         options, count = placement(backend, ray.cluster_resources(), len(todo))
         bundle = Path(bundle_dir).resolve()  # workers run in other folders
-        builtin = bundle == Path(BUNDLE_DIR).resolve()
+        builtin = builtin_name(bundle)  # found in each worker's own installation
         encoder = ray.remote(max_restarts=-1, max_task_retries=MAX_ATTEMPTS - 1)(_Encoder)
         actors = [encoder.options(**options).remote(str(bundle), builtin, backend, 1) for _ in range(count)]
         try:

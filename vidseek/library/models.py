@@ -1,6 +1,7 @@
 """What a ``--model`` choice means: one function, used by ``vidseek index`` and ``vidseek.Index``.
 
-    builtin            the bundle shipped inside the package (``vidseek.builtin``)
+    builtin            the ExCL bundle shipped inside the package (``vidseek.builtin``)
+    builtin-plpnet     the PLPNet bundle shipped inside the package: phrase spans (``search --phrases``)
     BUNDLE_DIR         a bundle folder written by ``vidseek export``
     clip:ID_OR_PATH    a CLIP model (hub id or local folder) used zero-shot, without a trained head
 
@@ -24,8 +25,11 @@ from pathlib import Path
 from vidseek.errors import VidseekError
 
 BUILTIN = "builtin"
+BUILTIN_PLPNET = "builtin-plpnet"
+BUILTINS = (BUILTIN, BUILTIN_PLPNET)  # the bundles shipped in the package (``vidseek.builtin.BUNDLES``)
 CLIP_PREFIX = "clip:"
-CHOICES_HELP = "builtin, a bundle folder from `vidseek export`, or clip:ID_OR_PATH (a CLIP model used zero-shot)"
+CHOICES_HELP = ("builtin, builtin-plpnet, a bundle folder from `vidseek export`, or clip:ID_OR_PATH (a CLIP model "
+                "used zero-shot)")
 
 
 SYNTHETIC_NOTE = ("note: this model has only seen vidseek's synthetic world (rendered people opening doors, switching "
@@ -154,11 +158,11 @@ def resolve_model(choice: str | os.PathLike = BUILTIN, on_export: Callable[[str,
         text = os.fspath(choice)
     else:
         text = str(choice).strip()
-        if text == BUILTIN:
+        if text in BUILTINS:
             from vidseek.builtin import builtin_bundle
 
             try:
-                return builtin_bundle()
+                return builtin_bundle(text)
             except FileNotFoundError as exc:
                 raise ModelChoiceError(str(exc)) from None
         if text == "clip" or text == CLIP_PREFIX:
@@ -177,7 +181,8 @@ def resolve_model(choice: str | os.PathLike = BUILTIN, on_export: Callable[[str,
 
 
 def recreatable(choice: str | os.PathLike) -> str | None:
-    """The choice when resolving it again re-creates its bundle (``builtin``, ``clip:...``), else None.
+    """The choice when resolving it again re-creates its bundle (``builtin``, ``builtin-plpnet``,
+    ``clip:...``), else None.
 
     An index stores it, so that search can say how to get back a bundle whose folder is gone.
 
@@ -187,4 +192,4 @@ def recreatable(choice: str | os.PathLike) -> str | None:
     if isinstance(choice, os.PathLike):
         return None
     text = str(choice).strip()
-    return text if text == BUILTIN or text.startswith(CLIP_PREFIX) else None
+    return text if text in BUILTINS or text.startswith(CLIP_PREFIX) else None

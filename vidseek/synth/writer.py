@@ -9,6 +9,8 @@ Layout of OUT_DIR::
     comp_train.jsonl comp_val.jsonl comp_test.jsonl comp_test_seen.jsonl   compositional split
     paraphrase_test.jsonl                 the held-out paraphrase bank of the test videos (synonyms,
                                           casual talk, typos, opposites: ``vidseek.synth.paraphrase``)
+    phrase_test.jsonl                     the verb-object phrase of each test sentence, true wherever
+                                          that action happens in its video (``vidseek.synth.phrases``)
     charades_<split>.txt                  "VID start end##sentence", one line per window
     charades.json                         {vid: {"duration": d}}
     manifest.json                         seed, renderer version, settings, per-video metadata
@@ -30,6 +32,7 @@ import numpy as np
 from vidseek.synth.config import CONTAINERS, RENDERER_VERSION, SynthConfig
 from vidseek.synth.language import action_record, describe, library_windows, windows
 from vidseek.synth.paraphrase import bank
+from vidseek.synth.phrases import phrase_queries
 from vidseek.synth.splits import COMP_SPLITS, HELDOUT, SPLITS, comp_bucket
 from vidseek.synth.video import Video, make_video
 
@@ -141,6 +144,10 @@ def render_dataset(out_dir: str | os.PathLike, n_videos: int, seed: int = 0, con
     held_out = bank(entries, seed)  # sentences written unlike the templates: for testing only
     _write_text(out / "paraphrase_test.jsonl", "".join(json.dumps(r) + "\n" for r in held_out))
     files["paraphrase_test"] = "paraphrase_test.jsonl"
+    tested = {e["vid"] for e in entries if e["split"] == "test"}
+    phrases = phrase_queries(entries, [r for r in records if r["vid"] in tested])  # PLPNet's phrase-level metric
+    _write_text(out / "phrase_test.jsonl", "".join(json.dumps(r) + "\n" for r in phrases))
+    files["phrase_test"] = "phrase_test.jsonl"
     manifest = {
         "renderer_version": RENDERER_VERSION, "seed": seed, "n_videos": n_videos,
         "settings": cfg.to_json(), "heldout_combinations": sorted(list(c) for c in HELDOUT),

@@ -3,7 +3,8 @@
 Two encoders are built here and chosen by name (``FRAME_ENCODERS``, ``build_frame_encoder``):
 
   builtin[:CKPT.safetensors]  a small CNN (~460k parameters) over 112x84 frames, trainable jointly with
-                              a grounding model; without CKPT, a fixed seeded random initialisation
+                              a grounding model; without CKPT, a fixed seeded random initialisation;
+                              builtin:BUNDLE_DIR reads the CNN back from a bundle's frame_encoder.onnx
   clip[:ID_OR_PATH]           the image tower of a CLIP model (transformers), from a local folder saved
                               with ``save_pretrained`` or a hub id (default openai/clip-vit-base-patch32)
 
@@ -143,6 +144,68 @@ def load_builtin(path: str | Path) -> tuple[BuiltinCNN, FrameSpec]:
         raise ValueError(f"{path}: weights do not fit its config (missing {missing[:3]}, unexpected {unexpected[:3]})")
     spec = FrameSpec.from_dict(json.loads(meta["spec"])) if "spec" in meta else BUILTIN_SPEC
     return model.eval(), spec
+
+
+ONNX_PARITY = 1e-4  # the CNN read back from an ONNX graph must give its outputs within this (max abs)
+
+
+def builtin_from_onnx(path: str | Path) -> tuple[BuiltinCNN, FrameSpec]:
+    """The built-in CNN of an exported frame encoder graph: ``path`` is a bundle folder or its
+    ``frame_encoder.onnx``. Its weights are read back from the graph, its config from their shapes
+    and the graph's group reshapes, its FrameSpec from the bundle's ``bundle.json``, and the result
+    is checked against the graph on onnxruntime (``ONNX_PARITY``): a bundle alone is enough to
+    train another model on the same frame features (``--encoder builtin:BUNDLE_DIR``)."""
+    import onnx
+    from onnx import numpy_helper
+
+    path = Path(path)
+    graph_path = path / "frame_encoder.onnx" if path.is_dir() else path
+    if not graph_path.is_file():
+        raise FileNotFoundError(f"{graph_path} does not exist; give a bundle folder with a frame encoder or its "
+                                "frame_encoder.onnx")
+    graph = onnx.load(str(graph_path)).graph
+    weights = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in graph.initializer}
+    state, groups = {}, set()
+    for node in graph.node:  # GroupNorm is exported as reshape, InstanceNormalization, Mul (weight), Add (bias)
+        stage = node.name.split("/")[2] if node.name.count("/") >= 3 and node.name.startswith("/stages/") else None
+        if stage and node.op_type in ("Mul", "Add") and node.input[1] in weights:
+            state[f"{stage}.{'weight' if node.op_type == 'Mul' else 'bias'}"] = weights[node.input[1]].flatten()
+        if stage and node.op_type == "Constant" and node.output[0].endswith("/Constant_output_0"):
+            shape = numpy_helper.to_array(node.attribute[0].t).tolist()
+            if isinstance(shape, list) and len(shape) == 3:
+                groups.add(int(shape[1]))
+    state.update({k: v for k, v in weights.items() if k.startswith(("stages.", "proj."))})
+    convs = [state[k] for k in sorted((k for k in state if k.endswith(".weight") and state[k].dim() == 4),
+                                      key=lambda k: int(k.split(".")[1]))]
+    if not convs or "proj.weight" not in state or len(groups) > 1:
+        raise ValueError(f"{graph_path} is not an exported built-in CNN (stages.N convolutions, GroupNorm, proj)")
+    channels, (out_dim, flat) = tuple(int(w.shape[0]) for w in convs), state["proj.weight"].shape
+    cfg = CNNConfig(out_dim=int(out_dim), channels=channels, kernel=int(convs[0].shape[-1]), norm="group",
+                    groups=groups.pop() if groups else CNNConfig.groups,
+                    pool="mean" if flat == channels[-1] else "grid")
+    model = BuiltinCNN(cfg).eval()
+    model.load_state_dict(state, strict=True)
+    spec = BUILTIN_SPEC
+    meta_path = graph_path.parent / "bundle.json"
+    if meta_path.is_file():
+        fe = (json.loads(meta_path.read_text()).get("features") or {}).get("frame_encoder") or {}
+        spec = FrameSpec.from_dict(fe["spec"]) if fe.get("spec") else spec
+    _check_onnx_parity(model, graph_path, spec)
+    return model, spec
+
+
+def _check_onnx_parity(model: BuiltinCNN, graph_path: Path, spec: FrameSpec) -> None:
+    import onnxruntime as ort
+
+    pixels = torch.randn(3, 3, spec.height, spec.width, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        ours = model(pixels).numpy()
+    session = ort.InferenceSession(str(graph_path), providers=["CPUExecutionProvider"])
+    theirs = session.run(None, {session.get_inputs()[0].name: pixels.numpy()})[0]
+    diff = float(np.abs(ours - theirs).max())
+    if diff > ONNX_PARITY:
+        raise ValueError(f"the CNN read back from {graph_path} differs from the graph by {diff:.2g} (more than "
+                         f"{ONNX_PARITY:g}): it is not a built-in CNN this vidseek can rebuild")
 
 
 def seeded_builtin(cfg: CNNConfig | None = None, seed: int = BUILTIN_SEED) -> BuiltinCNN:
@@ -508,6 +571,8 @@ class FrameEncoderKind:
 def _build_builtin(arg: str | None) -> FrameEncoder:
     if arg is None:
         model, spec = seeded_builtin(), BUILTIN_SPEC
+    elif Path(arg).is_dir() or arg.endswith(".onnx"):  # an exported bundle's CNN
+        model, spec = builtin_from_onnx(arg)
     else:
         model, spec = load_builtin(arg)
     return FrameEncoder("builtin", arg, model, spec, model.cfg.out_dim)
@@ -519,7 +584,8 @@ def _build_clip(arg: str | None) -> FrameEncoder:
 
 
 FRAME_ENCODERS: dict[str, FrameEncoderKind] = {
-    "builtin": FrameEncoderKind(BUILTIN_SPEC, CNNConfig().out_dim, "CKPT.safetensors (optional)", _build_builtin),
+    "builtin": FrameEncoderKind(BUILTIN_SPEC, CNNConfig().out_dim,
+                                "CKPT.safetensors, BUNDLE_DIR or frame_encoder.onnx (optional)", _build_builtin),
     "clip": FrameEncoderKind(CLIP_SPEC, None, f"hub id or local folder (default {DEFAULT_CLIP})", _build_clip),
 }
 
