@@ -266,6 +266,35 @@ def test_cache_round_trip_float16_read_only_memmap(tmp_path):
     assert cache.remove(5) and not cache.remove(5)
 
 
+@pytest.mark.parametrize("precision, bytes_per_step, tolerance", [("int8", 24 + 4, 1 / 254), ("int4", 12 + 4, 1 / 14)])
+def test_quantized_states_read_like_the_array_they_stand_for(tmp_path, precision, bytes_per_step, tolerance):
+    cache = FeatureCache(tmp_path, precision=precision)
+    x = np.random.default_rng(0).standard_normal((37, 24)).astype(np.float32)
+    x[5] = 0  # an all-zero step
+    path = cache.put(5, x)
+    assert path.stat().st_size - 128 == 37 * bytes_per_step  # after the 128-byte .npy header
+    y = cache.get(5, shape=(37, 24))
+    assert y.shape == (37, 24) and len(y) == 37 and y.dtype == np.float32
+    full = np.asarray(y)
+    peak = np.abs(x).max(1, keepdims=True)
+    assert (np.abs(full - x) <= tolerance * peak + 1e-6).all()  # within half a step of each row's own scale
+    assert not full[5].any()
+    np.testing.assert_array_equal(y[3:9], full[3:9])
+    np.testing.assert_array_equal(y[7], full[7])
+    assert np.isfinite(y).all()
+    with pytest.raises(CacheError, match=r"\('any', 25\)"):
+        cache.get(5, shape=(None, 25))
+    FeatureCache(tmp_path).put(6, x)  # float16 and quantized files side by side: each read as it is
+    assert cache.get(6).dtype == np.float16 and FeatureCache(tmp_path).get(5).shape == (37, 24)
+    cache.put(7, x[:, :23])  # int4 packs pairs: an odd width is stored as int8
+    assert cache.get(7).shape == (37, 23) and cache.get(7).precision == "int8"
+
+
+def test_clip_embeddings_are_never_quantized():
+    with pytest.raises(ValueError, match="clips are float16"):
+        FeatureCache("idx", "clips", precision="int8")
+
+
 def test_cache_shape_and_value_errors_are_clear(tmp_path):
     cache = FeatureCache(tmp_path)
     cache.put(1, np.zeros((10, 8)))

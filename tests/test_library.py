@@ -47,6 +47,34 @@ def test_index_search_info(world, tmp_path, invoke):
     assert r.exit_code == 2 and "is empty" in r.output
 
 
+def test_states_stored_in_fewer_bytes_give_the_same_moments(world, tmp_path, invoke):
+    from vidseek.index.cache import FeatureCache
+
+    root, library = world
+    found, sizes = {}, {}
+    for states in ("float16", "int8", "int4"):
+        index = tmp_path / states
+        r = invoke("index", library, "--index", index, "--model", root / "bundle", "--states", states, "--no-progress")
+        assert r.exit_code == 0 and "indexed 6" in r.output, r.output
+        r = invoke("search", "the person opens the door", "--index", index, "--top-k", 3, "--json", "--min-score", 0)
+        found[states] = [json.loads(x) for x in r.output.splitlines()]
+        sizes[states] = sum(FeatureCache(index).path(v).stat().st_size for v in FeatureCache(index).video_ids())
+        r = invoke("info", "--index", index)
+        assert f"states {states}" in r.output and "integrity ok" in r.output, r.output
+    assert sizes["int4"] < sizes["int8"] < sizes["float16"]  # (the tiny world's 8-d states: the scales weigh)
+    for states in ("int8", "int4"):  # the same videos and nearly the same spans
+        assert [m["video"] for m in found[states]] == [m["video"] for m in found["float16"]]
+        for a, b in zip(found[states], found["float16"]):
+            assert abs(a["start"] - b["start"]) <= 1.0 and abs(a["end"] - b["end"]) <= 1.0
+    r = invoke("index", library, "--index", tmp_path / "int8", "--model", root / "bundle", "--states", "int4")
+    assert r.exit_code == 1 and "states='int8'" in r.output and "--rebuild" in r.output, r.output
+    r = invoke("index", library, "--index", tmp_path / "int8", "--model", root / "bundle", "--no-progress")
+    assert r.exit_code == 0 and "indexed 0" in r.output  # an index keeps its own
+    r = invoke("index", library, "--index", tmp_path / "int8", "--model", root / "bundle", "--states", "int4",
+               "--rebuild", "--no-progress")
+    assert r.exit_code == 0 and "indexed 6" in r.output, r.output
+
+
 def test_incremental_reindex_and_bad_files(world, tmp_path, invoke):
     root, library = world
     lib = tmp_path / "lib"

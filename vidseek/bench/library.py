@@ -2,7 +2,8 @@
 
 ``synthetic_library(folder, bundle, spec)`` writes an index folder exactly as ``vidseek index``
 lays it out, through the index's own writers: ``Catalog.record_ok`` per video, ``FeatureCache.put``
-of a ``(steps, H)`` float16 state array and of the ``(windows, E)`` clip embeddings, and one
+of a ``(steps, H)`` state array (stored as a new index stores them: ``DEFAULT_STATES``) and of the
+``(windows, E)`` clip embeddings, and one
 ``ClipIndex.rebuild`` + ``save`` (the path a rebuild or a large removal takes), so the FAISS
 structure is the one ``choose_index`` picks for that many clips. Shapes come from the bundle
 (H = the video encoder's state size, E = its retrieval size, the clip windows and rate of a real
@@ -27,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from vidseek.engine.bundle import Bundle
-from vidseek.library.indexer import DEFAULT_STRIDE_S, DEFAULT_WINDOW_S
+from vidseek.library.indexer import DEFAULT_STATES, DEFAULT_STRIDE_S, DEFAULT_WINDOW_S
 
 MARKER = ".vidseek-bench"
 INFO_FILE = "synthetic.json"  # written when the library is complete
@@ -74,7 +75,7 @@ def bundle_rate(bundle: Bundle) -> float:
 
 def _identity(bundle: Bundle, spec: LibrarySpec) -> dict:
     return {"spec": asdict(spec), "fingerprint": bundle.fingerprint, "dims": list(bundle_dims(bundle)),
-            "rate": bundle_rate(bundle)}
+            "rate": bundle_rate(bundle), "states": DEFAULT_STATES}
 
 
 def read_info(folder: Path, name: str = INFO_FILE) -> dict | None:
@@ -159,9 +160,10 @@ def _write_files(folder: Path, bundle: Bundle, spec: LibrarySpec, identity: dict
     with WriterLock(folder), Catalog(folder) as catalog, ThreadPoolExecutor(WRITE_THREADS) as writer:
         catalog.update_settings(root=str(root.resolve()), fingerprint=bundle.fingerprint,
                                 bundle=str(Path(bundle.path).resolve()), window_s=spec.window_s,
-                                stride_s=spec.stride_s, rate=rate, dim=e, state_dim=h)
+                                stride_s=spec.stride_s, rate=rate, dim=e, state_dim=h, states=DEFAULT_STATES)
         settings = catalog.settings()
-        states, clips = FeatureCache(folder, "states", max_open=0), FeatureCache(folder, "clips", max_open=0)
+        states = FeatureCache(folder, "states", max_open=0, precision=DEFAULT_STATES)  # as `vidseek index` stores them
+        clips = FeatureCache(folder, "clips", max_open=0)
         pending = []
         for i in range(spec.videos):
             duration = float(rng.uniform(spec.min_seconds, spec.max_seconds))

@@ -24,6 +24,11 @@ from vidseek.cli.common import backend_option, echo_json, index_option, json_opt
               help="Discard the index's catalog, cached features and clip index, and index VIDEO_DIR from scratch: "
                    "to change --model, --window or --stride, to index another library into the same folder, or to "
                    "repair a damaged index. Until it ends, new searches find the videos encoded so far.")
+@click.option("--states", type=click.Choice(["float16", "int8", "int4"]), default=None,
+              help="How the cached video states are stored: int4 (the default for a new index; int8 for a "
+                   "zero-shot CLIP model) takes a quarter of float16's bytes, int8 half, at no measured accuracy "
+                   "cost with the built-in bundle (docs/benchmarks.md). Fixed when the index is created; --rebuild "
+                   "changes it.")
 @click.option("--retry-errors", is_flag=True,
               help="Try again the files that failed before (they are otherwise skipped until they change): after "
                    "installing a codec, or once the library is mounted on every Ray worker.")
@@ -35,7 +40,8 @@ from vidseek.cli.common import backend_option, echo_json, index_option, json_opt
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @json_option
 def index_cmd(video_dir: Path, index_dir: Path | None, model: str, window_s: float, stride_s: float, rebuild: bool,
-              retry_errors: bool, ray_address: str | None, backend: str, progress: bool, as_json: bool) -> None:
+              states: str | None, retry_errors: bool, ray_address: str | None, backend: str, progress: bool,
+              as_json: bool) -> None:
     """Index VIDEO_DIR (recursively): new and changed videos are encoded once, deleted ones dropped."""
     from vidseek.engine.video import VideoDecodeWarning
     from vidseek.library.api import Index
@@ -48,7 +54,7 @@ def index_cmd(video_dir: Path, index_dir: Path | None, model: str, window_s: flo
     with user_errors(), warnings_shown(VideoDecodeWarning):
         report = index.add(video_dir, model=model, window_s=window_s, stride_s=stride_s, progress=progress,
                            on_export=exporting, rebuild=rebuild, ray=ray_address,
-                           retry_errors=retry_errors)
+                           retry_errors=retry_errors, states=states)
     if as_json:
         echo_json({"index": str(index.path), **report.to_dict()})
         return

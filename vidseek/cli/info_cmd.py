@@ -33,7 +33,7 @@ def info_cmd(index_dir: Path | None, list_videos: bool, as_json: bool) -> None:
     model = f", --model {info.model}" if info.model else ""
     click.echo(f"index    {info.index_dir}\nlibrary  {info.library}\nbundle   {info.bundle} "
                f"(fingerprint {info.fingerprint}{model}; {TRAINED_ON[info.domain]})\nclips    {info.window_s} s windows every "
-               f"{info.stride_s} s, {info.rate} steps/s, {info.dim}-d embeddings")
+               f"{info.stride_s} s, {info.rate} steps/s, {info.dim}-d embeddings; states {info.states}")
     click.echo("videos   " + ", ".join(f"{n} {status}" for status, n in sorted(info.counts.items())))
     click.echo(f"duration {info.duration:.0f} s indexed")
     for path, error in info.failed:

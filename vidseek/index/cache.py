@@ -1,4 +1,4 @@
-"""Per-video feature cache: one float16 ``.npy`` file per video and kind, written atomically.
+"""Per-video feature cache: one ``.npy`` file per video and kind, written atomically.
 
 ``FeatureCache(index_dir)`` holds the video encoder's output ``(steps, H)`` that the head reads at
 query time without decoding the video again; ``FeatureCache(index_dir, kind="clips")`` holds the
@@ -12,6 +12,14 @@ page-faults on every page it touches. A kept map is revalidated with one ``os.st
 (inode, size, mtime): a file replaced by ``put`` (``os.replace``, a new inode) or by another process
 is opened again, so a reader never sees stale values. Headers that ``np.save`` writes for 2-D
 float16 C-order arrays are parsed directly; anything else goes through ``np.load``.
+
+States may be stored in fewer bytes (``PRECISIONS``; the index's ``states`` setting): ``int8``
+keeps each step as 8-bit integers with one float32 scale (half the bytes of float16), ``int4`` as
+packed 4-bit integers with one scale (a quarter). Each file says what it holds (its ``.npy`` dtype:
+float16, int8, or uint8 for packed int4), and ``get`` gives quantized files back as
+``QuantizedStates``, which read like the (T, H) array: a slice of rows is dequantized to float32
+when it is read, so a search pays only for the windows it reads. Clip embeddings stay float16
+(FAISS rebuilds and exact re-ranking read them whole).
 """
 
 from __future__ import annotations
@@ -35,6 +43,9 @@ from vidseek.index import IndexStorageError
 
 CACHE_DIR = "cache"
 KINDS = ("states", "clips")
+PRECISIONS = ("float16", "int8", "int4")  # how states are stored (the index's ``states`` setting)
+_LEVELS = {"int8": 127, "int4": 7}  # symmetric integer range of each quantized precision
+_SCALE_BYTES = 4  # the float32 scale at the end of every quantized row
 _FLOAT16_MAX = float(np.finfo(np.float16).max)  # 65504
 # Open memory maps kept per FeatureCache. Each holds one file descriptor (Python's mmap keeps a
 # duplicate), so the bound also stays below a quarter of the process's descriptor limit.
@@ -110,7 +121,64 @@ def default_max_open() -> int:
     return max(0, min(MAX_OPEN_MAPS, soft // 4))
 
 
-def _map_array(path: Path) -> np.memmap:
+def quantize(array: np.ndarray, precision: str) -> np.ndarray:
+    """(T, H) floats -> the rows ``precision`` stores: int8 (T, H + 4) for ``int8``, uint8
+    (T, H / 2 + 4) for ``int4`` (two values a byte, offset by 8); the last 4 bytes of a row are its
+    float32 scale, max |x| / levels, so every step keeps its own range."""
+    x = np.asarray(array, np.float32)
+    levels = _LEVELS[precision]
+    scale = np.abs(x).max(1, keepdims=True) / levels
+    scale[scale == 0] = 1.0
+    q = np.rint(x / scale).clip(-levels, levels).astype(np.int8)
+    if precision == "int4":
+        if x.shape[1] % 2:
+            raise CacheError(f"int4 states need an even width, got {x.shape[1]}: store them as int8")
+        u = (q + 8).astype(np.uint8)
+        q = u[:, 0::2] | (u[:, 1::2] << 4)
+    tail = scale.astype("<f4").view(q.dtype)  # (T, 4) bytes
+    return np.ascontiguousarray(np.concatenate([q, tail], axis=1))
+
+
+class QuantizedStates:
+    """A quantized states file read like the (T, H) float array it stands for: ``x[a:b]`` gives
+    those rows dequantized to float32; ``np.asarray(x)`` all of them."""
+
+    dtype = np.dtype(np.float32)
+    ndim = 2
+
+    def __init__(self, raw: np.ndarray):
+        self.raw = raw  # (T, cols) int8 or uint8, memory-mapped
+        self.precision = "int8" if raw.dtype == np.int8 else "int4"
+        width = raw.shape[1] - _SCALE_BYTES
+        self.shape = (raw.shape[0], width if self.precision == "int8" else 2 * width)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def _rows(self, raw: np.ndarray) -> np.ndarray:
+        cols = raw.shape[1] - _SCALE_BYTES
+        scale = np.ascontiguousarray(raw[:, cols:]).view("<f4")  # (n, 1)
+        q = raw[:, :cols]
+        if self.precision == "int4":
+            out = np.empty((len(q), 2 * cols), np.float32)
+            out[:, 0::2] = (q & 0x0F).astype(np.float32) - 8
+            out[:, 1::2] = (q >> 4).astype(np.float32) - 8
+            return out * scale
+        return q.astype(np.float32) * scale
+
+    def __getitem__(self, key):
+        if isinstance(key, slice):
+            return self._rows(self.raw[key])
+        if isinstance(key, (int, np.integer)):
+            return self._rows(self.raw[key:key + 1 or None])[0]
+        return np.asarray(self)[key]
+
+    def __array__(self, dtype=None, copy=None):
+        out = self._rows(self.raw)
+        return out if dtype is None else out.astype(dtype)
+
+
+def _map_array(path: Path) -> np.memmap | QuantizedStates:
     """A read-only memory map of the ``.npy`` file ``path`` as a 2-D float16 array.
 
     The header np.save writes for such arrays is parsed here (a fixed pattern, no
@@ -132,6 +200,8 @@ def _map_array(path: Path) -> np.memmap:
     except Exception as exc:  # noqa: BLE001  a damaged file fails in many ways: OSError, ValueError, EOFError ...
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CacheError(f"{path} is unreadable ({reason}); delete it and re-run `vidseek index`") from None
+    if array.ndim == 2 and array.dtype in (np.int8, np.uint8) and array.shape[1] > _SCALE_BYTES:
+        return QuantizedStates(array)
     if array.dtype != np.float16 or array.ndim != 2:
         raise CacheError(f"{path} holds a {array.dtype} array of shape {array.shape}; expected a "
                          "(T, H) float16 array: delete it and re-run `vidseek index`")
@@ -148,10 +218,16 @@ class FeatureCache:
     (dtype('float16'), [7])
     """
 
-    def __init__(self, index_dir: str | Path, kind: str = "states", max_open: int | None = None):
-        """``max_open``: memory maps kept open for reuse (default ``default_max_open()``; 0 keeps none)."""
+    def __init__(self, index_dir: str | Path, kind: str = "states", max_open: int | None = None,
+                 precision: str = "float16"):
+        """``max_open``: memory maps kept open for reuse (default ``default_max_open()``; 0 keeps none).
+        ``precision``: how ``put`` stores states (``PRECISIONS``); any file is read whatever it holds."""
         if kind not in KINDS:
             raise ValueError(f"unknown cache kind {kind!r}; expected one of {', '.join(KINDS)}")
+        if precision not in PRECISIONS or (kind != "states" and precision != "float16"):
+            raise ValueError(f"cache {kind} cannot be stored as {precision!r}; states take one of {', '.join(PRECISIONS)}, "
+                             "clips are float16")
+        self.precision = precision
         self.folder = Path(index_dir) / CACHE_DIR
         self.kind = kind
         self.max_open = default_max_open() if max_open is None else max(0, int(max_open))
@@ -169,7 +245,8 @@ class FeatureCache:
         return self.path(video_id).is_file()
 
     def put(self, video_id: int, array: np.ndarray) -> Path:
-        """Store ``array`` (T, H), any float dtype, as float16 (atomically replacing an older file).
+        """Store ``array`` (T, H), any float dtype, as float16 or the cache's ``precision``
+        (atomically replacing an older file).
 
         Refuses empty arrays, non-finite values and values beyond the float16 range (±65504),
         which would silently become inf.
@@ -188,14 +265,18 @@ class FeatureCache:
         if peak > _FLOAT16_MAX:
             raise CacheError(f"cache {self.kind} of video {video_id}: values up to {peak:g} exceed the "
                              f"float16 range (±{_FLOAT16_MAX:g}); scale or normalise the features first")
-        data = np.ascontiguousarray(array, dtype=np.float16)
+        if self.precision == "float16":
+            data = np.ascontiguousarray(array, dtype=np.float16)
+        else:  # int4 packs pairs of values: an odd width is stored as int8
+            data = quantize(array, "int8" if self.precision == "int4" and array.shape[1] % 2 else self.precision)
         self._open.pop(int(video_id), None)
         path = self.path(video_id)
         with storage_errors(path):
             return atomic_save_npy(path, data)
 
-    def get(self, video_id: int, shape: tuple[int | None, int | None] | None = None) -> np.memmap:
-        """The stored array (T, H) float16, memory-mapped read-only.
+    def get(self, video_id: int, shape: tuple[int | None, int | None] | None = None) -> np.memmap | QuantizedStates:
+        """The stored array (T, H), memory-mapped read-only: float16, or ``QuantizedStates`` for
+        a quantized file.
 
         ``shape`` is the expected (T, H), ``None`` in a position accepting any size; a mismatch
         raises ``CacheError`` naming the file and both shapes. The map is kept open for the next

@@ -36,6 +36,7 @@ class IndexSettings:
     rate: float | None = None  # feature steps per second
     dim: int | None = None  # clip embedding dimension E (cache/<id>.clips.npy is (windows, E))
     state_dim: int | None = None  # video encoder state dimension H (cache/<id>.states.npy is (steps, H))
+    states: str | None = None  # how states are stored: float16, int8 or int4 (None: float16, an older index)
     clips_crc32: int | None = None  # CRC-32 of clips.faiss as the writer saved it (a mismatch: damaged, rebuilt)
     clips_crc32_next: int | None = None  # that of the clips.faiss being saved: recorded before it replaces the file
 

@@ -57,6 +57,7 @@ class IndexInfo:
     stride_s: float | None  # clip stride, seconds
     rate: float | None  # feature steps per second
     dim: int | None  # clip embedding dimension
+    states: str | None  # how the video states are stored: float16, int8 or int4
     counts: dict[str, int]  # videos by status: ok, error, pending
     duration: float  # seconds of video indexed (ok videos)
     problems: list[str]  # integrity problems (empty when the index is sound)
@@ -110,7 +111,7 @@ class Index:
     def add(self, video_dir: str | os.PathLike, *, model: str | os.PathLike = BUILTIN, window_s: float | None = None,
             stride_s: float | None = None, progress: bool = False,
             on_export: Callable[[str, Path], None] | None = None, rebuild: bool = False,
-            ray: str | None = None, retry_errors: bool = False) -> IndexReport:
+            ray: str | None = None, retry_errors: bool = False, states: str | None = None) -> IndexReport:
         """Bring the index up to date with the videos under `video_dir` (recursively).
 
         New and changed files are encoded once, deleted ones dropped. `model` is ``"builtin"``, a
@@ -123,6 +124,9 @@ class Index:
         one this process joined) or a cluster address (``vidseek.library.distributed``).
         ``retry_errors``: encode again the files that failed before (otherwise skipped until they
         change), e.g. after installing a codec or mounting the library on every Ray worker.
+        ``states``: how the cached video states are stored, ``"float16"``, ``"int8"`` or ``"int4"``
+        (fewer bytes per video, measured accuracy cost in docs/benchmarks.md); fixed when the index
+        is created (``rebuild=True`` changes it).
         """
         from vidseek.library.indexer import DEFAULT_STRIDE_S, DEFAULT_WINDOW_S, index_folder
 
@@ -133,7 +137,8 @@ class Index:
         return index_folder(video_dir, self.path, bundle, backend=self.backend,
                             window_s=DEFAULT_WINDOW_S if window_s is None else window_s,
                             stride_s=DEFAULT_STRIDE_S if stride_s is None else stride_s, progress=progress,
-                            model=recreatable(model), rebuild=rebuild, ray=ray, retry_errors=retry_errors)
+                            model=recreatable(model), rebuild=rebuild, ray=ray, retry_errors=retry_errors,
+                            states=states)
 
     @property
     def searcher(self) -> Searcher:
@@ -242,7 +247,8 @@ class Index:
         return IndexInfo(
             index_dir=self.path, library=settings.root, bundle=settings.bundle, model=settings.model,
             fingerprint=settings.fingerprint, domain=_domain(settings.bundle), window_s=settings.window_s, stride_s=settings.stride_s,
-            rate=settings.rate, dim=settings.dim, counts=dict(counts),
+            rate=settings.rate, dim=settings.dim, states=settings.states or ("float16" if settings.fingerprint else None),
+            counts=dict(counts),
             duration=float(sum(v.duration or 0.0 for v in videos if v.status == "ok")), problems=list(problems),
             failed=[(v.path, v.error or "") for v in videos if v.status == "error"],
         )

@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from vidseek.engine.bundle import Bundle, BundleError, load_bundle
 from vidseek.engine.grounder import VIDEO_SIDE, Grounder
+from vidseek.engine.registry import family
 from vidseek.engine.session import BackendUnavailable
 from vidseek.index import IndexStorageError, integrity
 from vidseek.index.cache import KINDS, CacheError, FeatureCache, StorageWriteError, remove_temporaries
@@ -27,6 +28,11 @@ from vidseek.index.settings import IndexSettings
 
 DEFAULT_WINDOW_S = 4.0  # clip window length, seconds
 DEFAULT_STRIDE_S = 2.0  # clip window stride (50% overlap)
+# How a new index stores its states (``vidseek.index.cache.PRECISIONS``): int4, a quarter of float16's
+# bytes, at no measured accuracy cost with the built-in bundle (benchmarks/state_precision.py); int8
+# for a zero-shot bundle, whose states are frame embeddings whose similarity curve finds the spans.
+DEFAULT_STATES = "int4"
+ZERO_SHOT_STATES = "int8"
 
 
 @dataclass
@@ -187,7 +193,7 @@ def encode_file(grounder: Grounder, path: Path, settings: IndexSettings) -> Enco
 def index_folder(video_dir: str | Path, index_dir: str | Path, bundle_dir: str | Path, *, backend: str = "onnxruntime",
                  window_s: float = DEFAULT_WINDOW_S, stride_s: float = DEFAULT_STRIDE_S, progress: bool = True,
                  model: str | None = None, rebuild: bool = False, ray: str | None = None,
-                 retry_errors: bool = False) -> IndexReport:
+                 retry_errors: bool = False, states: str | None = None) -> IndexReport:
     """Bring the index in `index_dir` up to date with the videos under `video_dir`.
 
     `bundle_dir` is a bundle folder (``vidseek.library.models.resolve_model`` turns a ``--model``
@@ -198,7 +204,9 @@ def index_folder(video_dir: str | Path, index_dir: str | Path, bundle_dir: str |
     ``"local"`` for a Ray started for this run (or the one this process already joined), else the
     address of a cluster; the files are written here, by this process, as without it. `retry_errors`
     encodes again the files that failed before (a file that failed is otherwise skipped until it
-    changes): after installing a codec, or mounting a folder on every Ray worker.
+    changes): after installing a codec, or mounting a folder on every Ray worker. `states`: how the
+    video states are stored (``vidseek.index.cache.PRECISIONS``), fixed when the index is created
+    (default ``DEFAULT_STATES``; an index made before the setting existed keeps float16).
     """
     root, index_dir = Path(video_dir).resolve(), Path(index_dir)
     bundle = load_bundle(bundle_dir)
@@ -212,7 +220,7 @@ def index_folder(video_dir: str | Path, index_dir: str | Path, bundle_dir: str |
         cluster = join(ray)
     try:
         return _index(root, Path(index_dir), bundle_dir, bundle, grounder, rate, window_s, stride_s, model, rebuild,
-                      backend, progress, cluster, retry_errors)
+                      backend, progress, cluster, retry_errors, states)
     finally:
         if cluster is not None:
             cluster.close()
@@ -220,21 +228,26 @@ def index_folder(video_dir: str | Path, index_dir: str | Path, bundle_dir: str |
 
 def _index(root: Path, index_dir: Path, bundle_dir, bundle: Bundle, grounder: Grounder, rate: float, window_s: float,
            stride_s: float, model: str | None, rebuild: bool, backend: str, progress: bool, cluster,
-           retry_errors: bool) -> IndexReport:
+           retry_errors: bool, states_precision: str | None) -> IndexReport:
     index_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     with WriterLock(index_dir), _open_catalog(index_dir, rebuild) as catalog:
+        before = catalog.settings()
         if not rebuild:  # a rebuilt index takes the new settings
             catalog.check_fingerprint(bundle.fingerprint)
-            catalog.check_settings(window_s=window_s, stride_s=stride_s, rate=rate, dim=bundle.meta["retrieval_dim"])
+            catalog.check_settings(window_s=window_s, stride_s=stride_s, rate=rate, dim=bundle.meta["retrieval_dim"],
+                                   **({"states": states_precision} if states_precision else {}))
+        existing = not rebuild and before.fingerprint is not None  # indexed into before
+        default = ZERO_SHOT_STATES if family(bundle.model_name).name == "zero-shot" else DEFAULT_STATES
+        precision = states_precision or ((before.states or "float16") if existing else default)
         moved = None if rebuild else _moved_library(catalog, root)
         # a rebuild resets the model choice and the state width of the old bundle too (None: not known)
         renewed = {"model": model, "state_dim": None, "clips_crc32": None, "clips_crc32_next": None} if rebuild else ({"model": model} if model else {})
         catalog.update_settings(root=str(root), fingerprint=bundle.fingerprint, bundle=str(Path(bundle_dir).resolve()),
                                 window_s=window_s, stride_s=stride_s, rate=rate, dim=bundle.meta["retrieval_dim"],
-                                **renewed)
+                                states=precision, **renewed)
         settings = catalog.settings()
-        states, clips = FeatureCache(index_dir, "states"), ClipIndex(index_dir, settings.dim)
+        states, clips = FeatureCache(index_dir, "states", precision=precision), ClipIndex(index_dir, settings.dim)
         notes = [moved] if moved else []
         try:
             crc = file_crc32(clips.path) if clips.path.is_file() else None
