@@ -1,7 +1,7 @@
 """The calibration step of the built-in bundle's recipe: fit the bundle's relevance score on one
 fresh synthetic world and measure it on another (the figures of docs/model-card.md).
 
-    python scripts/calibrate_builtin.py WORK_DIR [--install] [--videos 160]
+    python scripts/calibrate_builtin.py WORK_DIR [--model builtin|builtin-plpnet] [--install] [--videos 160]
 
 1. ``calib-world/`` (seed 31) and ``eval-world/`` (seed 32): `vidseek synth`, every video in the test
    split; worlds the bundle never saw (it was trained on seeds 11 and 13-15 and tested on 12).
@@ -29,7 +29,7 @@ import click
 import numpy as np
 
 from vidseek.atomic import atomic_write_text
-from vidseek.builtin import BUNDLE_DIR
+from vidseek.builtin import BUNDLE_DIRS
 from vidseek.cli.main import cli
 from vidseek.engine.calibration import UNCALIBRATED
 from vidseek.evaluation import load_jsonl
@@ -69,13 +69,16 @@ def observe(folder: Path, bundle: Path, index_dir: Path, seed: int):
 @click.command()
 @click.argument("work", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--videos", type=int, default=160, show_default=True, help="Videos per world.")
+@click.option("--model", type=click.Choice(sorted(BUNDLE_DIRS)), default="builtin", show_default=True,
+              help="Which built-in bundle to calibrate.")
 @click.option("--install", is_flag=True, help="Write the calibration into the package's built-in bundle.")
-def main(work: Path, videos: int, install: bool) -> None:
+def main(work: Path, videos: int, model: str, install: bool) -> None:
+    installed = BUNDLE_DIRS[model]
     work.mkdir(parents=True, exist_ok=True)
     calib, evaluation = world(work, "calib-world", videos), world(work, "eval-world", videos)
     bundle = work / "bundle"
     shutil.rmtree(bundle, ignore_errors=True)
-    shutil.copytree(BUNDLE_DIR, bundle)
+    shutil.copytree(installed, bundle)
     meta = json.loads((bundle / "bundle.json").read_text())
     meta["words"]["vocabulary"] = sentence_words()
     meta.pop("calibration", None)
@@ -96,8 +99,8 @@ def main(work: Path, videos: int, install: bool) -> None:
     atomic_write_text(work / "metrics.json", json.dumps(metrics, indent=2))
     print(json.dumps({k: metrics[k] for k in ("before", "after")}, indent=2))
     if install:
-        shutil.copy(bundle / "bundle.json", BUNDLE_DIR / "bundle.json")
-        print(f"calibration installed into {BUNDLE_DIR / 'bundle.json'}")
+        shutil.copy(bundle / "bundle.json", installed / "bundle.json")
+        print(f"calibration installed into {installed / 'bundle.json'}")
 
 
 if __name__ == "__main__":
