@@ -607,3 +607,7 @@ def test_ivfpq_past_the_hnsw_limit_reranks_exactly_and_survives_a_reload(tmp_pat
     assert loaded.choice.kind == "ivfpq" and loaded.ntotal == 4400
     _, video, _ = loaded.search(more[:, 0], k=5)
     assert (video[:, 0] == np.arange(41, 45)).all()
+    loaded.embeddings.path(41).unlink()  # a lost clips file and a truncated one: their clips drop out
+    loaded.embeddings.put(42, more[1, :10])
+    _, video, window = loaded.search(more[:, 0], k=5)
+    assert 41 not in video and not ((video == 42) & (window >= 10)).any() and (video[2:, 0] == [43, 44]).all()

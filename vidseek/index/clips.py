@@ -21,7 +21,7 @@ import numpy as np
 
 from vidseek.index import IndexStorageError
 from vidseek.atomic import atomic_write
-from vidseek.index.cache import FeatureCache, storage_errors
+from vidseek.index.cache import CacheError, FeatureCache, storage_errors
 
 INDEX_FILE = "clips.faiss"
 WINDOW_BITS = 20  # window numbers < 2**20 per video: 12 days of video at a 1 s stride
@@ -519,9 +519,15 @@ class ClipIndex:
         scores = np.full((len(q), k), -np.inf, np.float32)
         best = np.full((len(q), k), -1, np.int64)
         video, window = decode_ids(ids)
-        stored = {int(v): self.embeddings.get(int(v), shape=(None, self.dim)) for v in np.unique(video[video >= 0])}
+        stored = {}
+        for v in np.unique(video[video >= 0]):
+            try:
+                stored[int(v)] = self.embeddings.get(int(v), shape=(None, self.dim))
+            except CacheError:  # a damaged or missing clips file: its clips drop out (the searcher says why)
+                pass
         for i in range(len(q)):
-            keep = video[i] >= 0
+            keep = np.array([int(v) in stored and 0 <= w < len(stored[int(v)]) for v, w in zip(video[i], window[i])],
+                            bool)
             if not keep.any():
                 continue
             rows = np.stack([stored[int(v)][int(w)] for v, w in zip(video[i][keep], window[i][keep])]).astype(np.float32)

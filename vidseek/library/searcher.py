@@ -369,7 +369,7 @@ class Searcher:
         query, corrections = self.grounder.spell(query)
         text = self.grounder.encode_text([query], trace.seconds)
         t1 = time.perf_counter()
-        n = max(candidates, MEDIAN_POOL) if video is None else max(candidates, self.clips.ntotal)
+        n = max(candidates, MEDIAN_POOL) if video is None else MEDIAN_POOL  # one video: its own clips, below
         sims, vids, wins = self.clips.search(text["retrieval"], min(n, max(self.clips.ntotal, 1)))
         found = sims[0][vids[0] >= 0]
         if found.size and not (np.isfinite(found).all() and np.abs(found).max() <= MAX_COSINE) and not last:
@@ -384,11 +384,9 @@ class Searcher:
             cand = cand[:candidates]  # the head's batch; the rest only set the median of the distinct signal
         trace.add("faiss", time.perf_counter() - t1)
         trace.candidates, trace.candidate_videos = len(cand), len({v for _, v, _ in cand})
-        if video is not None:
+        if video is not None:  # ranked by exact cosine over its own cached clip embeddings: never the library's
             wanted = self.catalog_path(video)
-            cand = [c for c in cand if self.videos[c[1]].path == wanted][:candidates]
-            if not cand:
-                raise not_indexed(video, self.settings.root)
+            cand = self._video_candidates(video, text["retrieval"][0], candidates, last)
         cand = [c for c in cand if c[1] not in self.damaged]
         t2 = time.perf_counter()
         cand, contexts, features, failed = self._contexts(cand)
@@ -472,6 +470,32 @@ class Searcher:
             hits.append(_Hit(float(relevance[i]), v, offset + s, offset + e, sim, conf, spans))
         return hits
 
+    def _video_clips(self, video: str | os.PathLike, last: bool) -> tuple[int, np.ndarray]:
+        """The id and the cached (W, E) clip embeddings of one indexed ``video``; ``NotIndexed`` or
+        ``CacheError`` (it is damaged; ``_IndexChanged`` first, unless this is the `last` attempt)."""
+        vid = self.video_id(video)
+        if vid is None:
+            raise not_indexed(video, self.settings.root)
+        if vid in self.damaged:
+            raise CacheError(self.damaged[vid])
+        try:
+            return vid, np.asarray(integrity.read_features(self.clips.embeddings, self.videos[vid], self.settings),
+                                   np.float32)
+        except CacheError as exc:
+            if not last:
+                raise _IndexChanged from None
+            self._skip({vid: str(exc)})
+            raise CacheError(self.damaged[vid]) from None
+
+    def _video_candidates(self, video: str | os.PathLike, query_vector: np.ndarray, count: int,
+                          last: bool) -> list[tuple[float, int, int]]:
+        """The ``count`` best clips of one indexed ``video`` for a query, as ``(cosine, video id,
+        window)``: a product with its cached clip embeddings, whatever the size of the library."""
+        vid, clips = self._video_clips(video, last)
+        cosine = clips @ np.asarray(query_vector, np.float32)
+        order = np.argsort(-cosine, kind="stable")[:count]
+        return [(float(cosine[w]), vid, int(w)) for w in order]
+
     def curve(self, query: str, video: str | os.PathLike) -> Curve:
         """The relevance of `query` over the whole of one indexed `video` (its path as the catalog
         lists it, or its path on disk): one cosine similarity per clip (see ``Curve``). Costs one
@@ -484,19 +508,8 @@ class Searcher:
             return self._curve(query, video, last=True)
 
     def _curve(self, query: str, video: str | os.PathLike, last: bool) -> Curve:
-        vid = self.video_id(video)
-        if vid is None:
-            raise not_indexed(video, self.settings.root)
-        if vid in self.damaged:
-            raise CacheError(self.damaged[vid])
+        vid, clips = self._video_clips(video, last)
         row = self.videos[vid]
-        try:
-            clips = np.asarray(integrity.read_features(self.clips.embeddings, row, self.settings), np.float32)
-        except CacheError as exc:
-            if not last:
-                raise _IndexChanged from None
-            self._skip({vid: str(exc)})
-            raise CacheError(self.damaged[vid]) from None
         query_vector = np.asarray(self.grounder.encode_text([self.grounder.spell(query)[0]])["retrieval"][0], np.float32)
         values = clips @ (query_vector / max(float(np.linalg.norm(query_vector)), 1e-12))  # (W,)
         steps = np.array(self.settings.windows(row.steps), np.float64) / self.rate  # (W, 2) seconds of footage
