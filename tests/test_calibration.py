@@ -133,6 +133,8 @@ def test_misspelt_words_are_corrected_to_the_model_s_vocabulary(world, invoke):
         assert index.search("a cat", min_score=0).corrections == []  # never to a short word ("at")
         assert [(m.video, m.start, m.end, m.score) for m in typed] == [(m.video, m.start, m.end, m.score) for m in plain]
         assert plain.corrections == [] and index.search("a dog", min_score=0).corrections == []
+        kicks = index.search("someone kicks the ball", min_score=0)  # a real word, one edit from "picks"
+        assert kicks.corrections == [] and kicks.unseen_words == ["kicks"]
     r = invoke("search", "turns of the ligth", "--index", world / "idx", "--min-score", 0)
     assert r.exit_code == 0 and "spelling: searched with 'ligth' -> 'light'" in r.stderr, r.output
 

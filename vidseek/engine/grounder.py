@@ -147,8 +147,15 @@ class Grounder:
 
     def spell(self, query: str) -> tuple[str, list[tuple[str, str]]]:
         """``query`` with words the bundle's vocabulary lacks corrected to the nearest one it holds,
-        and the ``(typed, corrected)`` pairs (``vidseek.engine.spelling``; no vocabulary: unchanged)."""
-        return correct(query, self.vocabulary)
+        unless the tokenizer knows them whole (``whole_word``: real words, not typos), and the
+        ``(typed, corrected)`` pairs (``vidseek.engine.spelling``; no vocabulary: unchanged)."""
+        return correct(query, self.vocabulary, self.whole_word)
+
+    def whole_word(self, word: str) -> bool:
+        """Whether the tokenizer knows ``word`` as one token of its own (a real word, e.g. "kicks",
+        where a typo such as "opns" comes apart into pieces): ``spell`` leaves such words alone."""
+        ids = self.tokenizer.encode(word, add_special_tokens=False).ids
+        return len(ids) == 1 and ids[0] not in self._unknown and ids[0] not in self._special
 
     def unseen_words(self, query: str) -> list[str]:
         """The words of ``query`` that the bundle's training sentences never used, in query order

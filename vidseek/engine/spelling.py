@@ -14,10 +14,20 @@ deletions, substitutions and swaps of neighbouring letters, ``rapidfuzz``):
 >>> correct("a dog", vocab)  # nothing near: left for the calibration to judge
 ('a dog', [])
 
+A word the text encoder's tokenizer knows whole (``is_word``) is a real word the model may never
+have seen, not a typo: "kicks" is one edit from "picks", and correcting it would find the wrong
+action, where leaving it lets search say the word is unseen.
+
+>>> correct("turns of the ligth", vocab, is_word=lambda w: w == "ligth")
+('turns of the ligth', [])
+
 Bundles that record no vocabulary (CLIP, SigLIP: open vocabularies) are not corrected.
 """
 
 from __future__ import annotations
+
+import re
+from collections.abc import Callable
 
 from vidseek.vocabulary import WORD
 
@@ -43,9 +53,10 @@ def nearest(word: str, vocabulary: frozenset[str]) -> str | None:
     return closest[0] if len(closest) == 1 else None
 
 
-def correct(query: str, vocabulary: frozenset[str] | None) -> tuple[str, list[tuple[str, str]]]:
+def correct(query: str, vocabulary: frozenset[str] | None,
+            is_word: Callable[[str], bool] | None = None) -> tuple[str, list[tuple[str, str]]]:
     """``query`` with its misspelt words replaced (the rest of the text as typed), and the
-    ``(typed, corrected)`` pairs, in query order."""
+    ``(typed, corrected)`` pairs, in query order; words ``is_word`` accepts are kept as typed."""
     if not vocabulary:
         return query, []
     corrections: list[tuple[str, str]] = []
@@ -53,7 +64,7 @@ def correct(query: str, vocabulary: frozenset[str] | None) -> tuple[str, list[tu
     def fix(match: re.Match) -> str:
         typed = match.group(0)
         word = typed.lower()
-        if word in vocabulary or len(word) < MIN_LENGTH or word.isdigit():
+        if word in vocabulary or len(word) < MIN_LENGTH or word.isdigit() or (is_word is not None and is_word(word)):
             return typed
         to = nearest(word, vocabulary)
         if to is None:
