@@ -18,7 +18,8 @@ from blocking import run_blocked
 pytest.importorskip("sentencepiece", reason="SigLIP's SentencePiece tokenizer needs the sentencepiece package")
 
 ODD_QUERIES = ["A person OPENS the door!", "someone, picks up  a cup.", "the man's chair", "  wave\t ",
-               "qwzx blorf", "Ünïcode café", "it's 5 o'clock", "—dash— “quotes”"]
+               "qwzx blorf", "Ünïcode café", "it's 5 o'clock", "—dash— “quotes”",
+               "\x1copens\x1d the\x1e\x1fdoor\x1c"]  # separators Python's \s counts as white space, Rust's not
 
 
 @pytest.fixture(scope="module", params=["spiece", "tokenizer.json"])

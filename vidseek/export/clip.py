@@ -86,7 +86,8 @@ def siglip_tokenizer(slow):
         def normalizer(self, proto):
             steps = [normalizers.Lowercase()] if getattr(self.original_tokenizer, "do_lower_case", True) else []
             steps += [normalizers.Replace(Regex(f"[{re.escape(string.punctuation)}]"), ""),
-                      normalizers.Replace(Regex(r"\s+"), " "), normalizers.Strip()]
+                      # Python's \s (SiglipTokenizer's re.sub) also counts U+001C..U+001F, the regex here not
+                      normalizers.Replace(Regex(r"[\s\x1c-\x1f]+"), " "), normalizers.Strip()]
             return normalizers.Sequence(steps + [super().normalizer(proto)])
 
         def post_processor(self):
