@@ -397,3 +397,18 @@ def test_synth_needs_no_torch():
             "Renderer(make_video(0, 0)).frame(0)\n"
             "assert 'torch' not in [m for m in sys.modules if sys.modules[m] is not None]\n")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_every_opposite_in_the_paraphrase_bank_names_where_the_opposite_happens():
+    from vidseek.synth.paraphrase import OPPOSITE_OF, bank
+
+    entries = [{"vid": "v1", "split": "test", "duration": 30.0, "actions": [
+        {"verb": "walk_in", "object": None, "attributes": {}, "start": 1.0, "end": 3.0},
+        {"verb": "walk_out", "object": None, "attributes": {}, "start": 20.0, "end": 22.0},
+        {"verb": "open_door", "object": "door", "attributes": {}, "start": 5.0, "end": 7.0},
+        {"verb": "close_door", "object": "door", "attributes": {}, "start": 9.0, "end": 10.0},
+        {"verb": "sit_down", "object": "chair", "attributes": {}, "start": 11.0, "end": 12.0}]}]
+    opposites = {r["verb"]: r["opposite_windows"] for r in bank(entries, 0) if r["kind"] == "opposite"}
+    assert opposites == {"walk_in": [[20.0, 22.0]], "walk_out": [[1.0, 3.0]], "open_door": [[9.0, 10.0]],
+                         "close_door": [[5.0, 7.0]]}  # sit_down: no stand_up in the video, no opposite record
+    assert OPPOSITE_OF["sit_down"] == "stand_up"

@@ -26,6 +26,8 @@ made again without rendering, and ``vidseek synth`` writes it for the test video
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 
 KINDS = ("synonym", "casual", "typo", "opposite")
@@ -100,7 +102,7 @@ def bank(entries: list[dict], seed: int) -> list[dict]:
     for entry in entries:
         if entry.get("split") != "test":
             continue
-        rng = np.random.default_rng([seed, int.from_bytes(entry["vid"].encode()[-4:], "big"), 5])
+        rng = np.random.default_rng([seed, int.from_bytes(hashlib.sha256(entry["vid"].encode()).digest()[:8], "big"), 5])
         out: dict[str, dict] = {}
 
         def add(kind: str, text: str, verb: str, obj: str | None, **extra) -> None:
@@ -118,8 +120,10 @@ def bank(entries: list[dict], seed: int) -> list[dict]:
             add("casual", CASUAL[int(rng.integers(len(CASUAL)))].format(s=plain), verb, obj)
             add("typo", _misspell(plain, rng), verb, obj)
             opposite = OPPOSITE_OF.get(verb)
-            if opposite and any(v == opposite for v, _ in kinds):
-                other = obj if opposite not in ("walk_in", "walk_out") else "room"
-                add("opposite", plain, verb, obj, opposite_windows=_windows(entry, opposite, other))
+            # the opposite action on the same object (entering and leaving: on whatever the manifest names)
+            others = sorted(w for v, o in kinds if v == opposite and (o == obj or opposite in ("walk_in", "walk_out"))
+                            for w in _windows(entry, v, o))
+            if others:
+                add("opposite", plain, verb, obj, opposite_windows=others)
         records += out.values()
     return records
