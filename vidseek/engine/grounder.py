@@ -111,8 +111,8 @@ class Grounder:
         self._special_text = {t.content for t in added.values() if t.special}
         self._unknown = unknown_ids(self.tokenizer)
         # the words of the sentences the bundle was trained on (None: not recorded, an open vocabulary)
-        vocab = bundle.meta["words"].get("vocabulary")
-        self.vocabulary = frozenset(vocab) if vocab is not None else None
+        vocab = bundle.meta["words"].get("vocabulary")  # an empty list records nothing: no sentence has no words
+        self.vocabulary = frozenset(vocab) if vocab else None
 
     def warm(self, names: Iterable[str]) -> None:
         """Load the named graphs now (those of them the bundle has), so that a backend this machine
