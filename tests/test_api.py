@@ -116,6 +116,10 @@ def test_search_cli_prints_phrases_under_each_row_and_in_json(world, tmp_path, i
     r = invoke("search", QUERY, "--index", index, "--json")
     assert r.exit_code == 0 and r.output.strip(), r.output
     assert all("phrases" not in json.loads(x) for x in r.output.splitlines())
+    r = invoke("search", QUERY, "--index", index, "--phrases", "--min-score", 1.0)  # no match: the best candidate's
+    lines = r.output.splitlines()
+    assert r.exit_code == 0 and lines[0].startswith("no moment matches"), r.output
+    assert len([x for x in lines if x.startswith(" " * 14) and "phrase" in x]) == 3
 
 
 def test_phrases_of_a_model_without_phrases_name_the_model(world, tmp_path, invoke):
