@@ -390,13 +390,17 @@ def test_serve_runs_and_prints_the_address_of_the_page(library):
 @pytest.fixture
 def served(library):
     """The app under uvicorn on a free loopback port, in a thread: its address."""
+    yield from _serve(library / "index")
+
+
+def _serve(index_dir):
     import uvicorn
 
     from vidseek.cli.serve_cmd import listen
     from vidseek.serve.app import create_app
 
     sock = listen("127.0.0.1", 0)
-    server = uvicorn.Server(uvicorn.Config(create_app(library / "index", refresh_s=0), log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(create_app(index_dir, refresh_s=0), log_level="warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
@@ -444,6 +448,56 @@ def test_in_a_browser_a_click_on_a_card_plays_the_moment_from_its_start_to_its_e
         browser.press("Enter")
         start = browser.evaluate("state.moments[0].start")
         browser.wait(f"seeks.some(t => Math.abs(t - {start}) < 0.1)", timeout=10)
+
+
+@pytest.fixture(scope="module")
+def plpnet_index(library):
+    """The library indexed with the built-in PLPNet bundle (phrases)."""
+    from vidseek import Index
+
+    with Index(library / "index-plpnet") as index:
+        report = index.add(library / "videos", model="builtin-plpnet")
+    assert len(report.indexed) == 4 and not report.errors
+    return library / "index-plpnet"
+
+
+@pytest.fixture
+def served_plpnet(plpnet_index):
+    yield from _serve(plpnet_index)
+
+
+@pytest.mark.slow
+def test_in_a_browser_a_phrase_model_shows_each_phrase_s_span_and_plays_it(served_plpnet):
+    if find_chromium() is None:
+        pytest.skip("no chromium on PATH: install Debian's chromium (`.ci/run` does) to run the browser test")
+    with Chromium() as browser:
+        browser.open(served_plpnet + "#q=" + "the person opens the door".replace(" ", "%20"))
+        browser.wait("document.querySelectorAll('.card').length > 0 || !document.getElementById('no-match').hidden")
+        if not browser.evaluate("document.querySelectorAll('.card').length"):
+            browser.click("#no-match button")
+            browser.wait("document.querySelectorAll('.card').length > 0")
+        assert browser.evaluate("state.phrases") is True
+        cards = browser.evaluate("state.moments.length")
+        assert browser.evaluate("document.querySelectorAll('.card .phrases li').length") == 3 * cards  # 3 phrases each
+        phrase = browser.evaluate("state.moments[0].phrases[1]")
+        browser.evaluate(f"window.seeks = []; {VIDEO}.addEventListener('seeked', e => seeks.push(e.target.currentTime)); 1")
+        browser.click(".card[data-index='0']")
+        browser.wait("document.querySelectorAll('#now-phrases button').length === 3")
+        browser.wait("document.querySelectorAll('#curve .phrase-band').length === 3")
+        browser.wait("seeks.length > 0", timeout=10)
+        browser.evaluate("seeks = []")
+        browser.click("#now-phrases button:nth-child(2)")  # play the second phrase from its own start
+        browser.wait(f"seeks.some(t => Math.abs(t - {phrase['start']}) < 0.1)", timeout=10)
+
+
+def test_info_says_whether_the_model_finds_phrases(client, plpnet_index):
+    from vidseek.serve.app import create_app
+
+    assert client.get("/api/info").json()["phrases"] is False  # ExCL
+    with TestClient(create_app(plpnet_index, hosts=HOSTS, refresh_s=0)) as c:
+        assert c.get("/api/info").json()["phrases"] is True
+        moments = c.get("/api/search", params={"q": "person opens door", "phrases": True, "min_score": 0}).json()
+        assert moments["moments"] and all(len(m["phrases"]) == 3 for m in moments["moments"])
 
 
 def test_a_backend_this_machine_lacks_fails_the_start_not_every_search(library, invoke):

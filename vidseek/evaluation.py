@@ -442,7 +442,7 @@ def _check_same_qids(gt_qids: set, pred_qids: set) -> None:
 # --------------------------------------------------------------------------- library-wide (VCMR)
 
 VCMR_THRESHOLDS = (0.5, 0.7)
-VCMR_RANKS = (1, 10)
+VCMR_RANKS = (1, 5, 10)  # R5: "found in the top 5", the compositional aim of the model card
 
 
 def vcmr_metrics(ground_truth: list[dict[str, Any]], predictions: list[dict[str, Any]],
@@ -518,7 +518,7 @@ def vcmr_ceiling(ground_truth: list[dict[str, Any]]) -> dict[str, float]:
     min(1, k / n). Keys ``VCMR-ceiling-R{k}``.
 
     >>> vcmr_ceiling([{"library_windows": {"a": [[0, 1]]}}, {"library_windows": {v: [[0, 1]] for v in "abcd"}}])
-    {'VCMR-ceiling-R1': 62.5, 'VCMR-ceiling-R10': 100.0}
+    {'VCMR-ceiling-R1': 62.5, 'VCMR-ceiling-R5': 100.0, 'VCMR-ceiling-R10': 100.0}
     """
     counts = []
     for g in ground_truth:

@@ -31,11 +31,11 @@ def eval_cmd(gt_path: Path, dataset: str, durations: Path | None, pred_path: Pat
     Each prediction line is {"qid": ..., "pred_relevant_windows": [[start, end, score], ...]},
     best window first; every ground-truth qid needs exactly one prediction line. Library-wide
     predictions from `vidseek search --queries` ({"qid", "pred_moments": [[vid, start, end, score], ...]})
-    are scored with the VCMR metrics (R1/R10 at IoU 0.5/0.7, right video required), and, when the
+    are scored with the VCMR metrics (R1/R5/R10 at IoU 0.5/0.7, right video required), and, when the
     ground truth has the sentences, VCMR-any (a moment also counts in any other video annotated with
     the same sentence). When every ground-truth line has "library_windows" (test sentences of
     `vidseek synth`: every video where the sentence is true), VCMR-true counts a moment in any of
-    them, and VCMR-ceiling-R1/R10 is the best right-video score a model can expect there.
+    them, and VCMR-ceiling-R1/R5/R10 is the best right-video score a model can expect there.
 
     --dataset charades-sta|tacos|activitynet reads the ground truth from the dataset's own file, so
     that `vidseek predict RUN --dataset charades-sta --annotations test.txt` is scored against

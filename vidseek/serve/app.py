@@ -142,6 +142,7 @@ class InfoOut(BaseModel):
     counts: dict[str, int]
     duration: float
     threshold: float
+    phrases: bool  # whether the model grounds each phrase of a query too (PLPNet): search with ?phrases=true
     problems: list[str] | None  # integrity problems, with ?check=true (None: not checked)
     failed: list[dict[str, str]]
     generation: int  # how many times the server has read the index
@@ -355,13 +356,13 @@ def create_app(index_dir: str | os.PathLike, token: str | None = None, *, hosts:
         the integrity problems (as `vidseek info`)."""
         rows = live.index.videos()
         model = live.call(lambda searcher: (searcher.settings, searcher.bundle.domain,
-                                            searcher.calibration.threshold or 0.0))
-        settings, domain, threshold = model
+                                            searcher.calibration.threshold or 0.0, searcher.grounder.family.phrases))
+        settings, domain, threshold, phrases = model
         counts = {status: sum(v.status == status for v in rows) for status in ("ok", "error", "pending")}
         return {"version": __version__, "model": settings.model, "fingerprint": settings.fingerprint,
                 "domain": domain, "window_s": settings.window_s, "stride_s": settings.stride_s, "rate": settings.rate,
                 "counts": counts, "duration": float(sum(v.duration or 0.0 for v in rows if v.status == "ok")),
-                "threshold": threshold, "problems": live.index.info().problems if check else None,
+                "threshold": threshold, "phrases": phrases, "problems": live.index.info().problems if check else None,
                 "failed": [{"path": v.path, "error": v.error or ""} for v in rows if v.status == "error"],
                 "generation": live.generation}
 

@@ -5,7 +5,8 @@
 const $ = (id) => document.getElementById(id);
 const SVG = "http://www.w3.org/2000/svg";
 const TOP_K = 20;
-const state = { moments: [], current: null, curve: null, query: "" };
+const state = { moments: [], current: null, curve: null, query: "", phrases: false };
+const PHRASE_COLOURS = ["#d35400", "#16a085", "#8e44ad", "#2c3e50", "#c0392b"];  // phrase n of a query
 
 function fmt(t) { return `${Number(t).toFixed(1)} s`; }
 
@@ -23,8 +24,10 @@ async function loadLibrary() {
   try {
     const [info, list] = await Promise.all([api("/api/info"), api("/api/videos?status=ok&limit=1000")]);
     const mins = Math.round(info.duration / 60);
+    state.phrases = info.phrases;
     $("library").textContent = `${info.counts.ok} videos (${mins} min) indexed with ${info.model || "a bundle"}` +
-      (info.domain === "synthetic" ? " (a model trained on synthetic video only)" : "");
+      (info.domain === "synthetic" ? " (a model trained on synthetic video only)" : "") +
+      (info.phrases ? "; each phrase of a query is found too" : "");
     const select = $("video");
     for (const v of list.videos) {
       const o = document.createElement("option");
@@ -49,6 +52,7 @@ async function search(minScore) {
   const params = new URLSearchParams({ q, top_k: TOP_K });
   if (video) params.set("video", video);
   if (minScore !== undefined) params.set("min_score", minScore);
+  if (state.phrases) params.set("phrases", "true");
   history.replaceState(null, "", "#" + new URLSearchParams(video ? { q, video } : { q }));
   setStatus("Searching…");
   $("no-match").hidden = true;
@@ -116,9 +120,24 @@ function card(m, i) {
   score.textContent = m.score.toFixed(2);
   meta.append(name, span, score);
   b.append(img, meta);
+  if (m.phrases && m.phrases.length) b.append(phraseList(m.phrases));
   b.addEventListener("click", () => play(i));
   li.append(b);
   return li;
+}
+
+// The phrases of a query as the model split it, each with its colour and its own span (PLPNet).
+function phraseList(phrases) {
+  const ul = document.createElement("ul");
+  ul.className = "phrases";
+  phrases.forEach((p, n) => {
+    const li = document.createElement("li");
+    li.style.setProperty("--phrase", PHRASE_COLOURS[n % PHRASE_COLOURS.length]);
+    li.textContent = `“${p.text}” ${fmt(p.start)} – ${fmt(p.end)}`;
+    li.title = `phrase weight ${p.weight.toFixed(2)}`;
+    ul.append(li);
+  });
+  return ul;
 }
 
 // Play moment i: load its video (once), seek to its start, play, and stop (or loop) at its end.
@@ -130,6 +149,18 @@ function play(i) {
   $("now-title").textContent = m.video;
   $("now-span").textContent = `${fmt(m.start)} – ${fmt(m.end)} · score ${m.score.toFixed(2)}`;
   $("download").href = m.clip_url;
+  const chips = $("now-phrases");
+  chips.replaceChildren(...(m.phrases || []).map((p, n) => {
+    const c = document.createElement("button");
+    c.type = "button";
+    c.className = "phrase";
+    c.style.setProperty("--phrase", PHRASE_COLOURS[n % PHRASE_COLOURS.length]);
+    c.textContent = `“${p.text}” ${fmt(p.start)}`;
+    c.setAttribute("aria-label", `Play the phrase ${p.text} from ${fmt(p.start)}`);
+    c.addEventListener("click", () => { seek(p.start); $("video-el").play().catch(() => {}); });
+    return c;
+  }));
+  chips.hidden = !chips.children.length;
   const v = $("video-el");
   const start = () => { v.currentTime = m.start; v.play().catch(() => {}); };
   if (v.getAttribute("src") !== m.media_url) {
@@ -207,7 +238,21 @@ function drawCurve() {
   head.setAttribute("y1", "0");
   head.setAttribute("y2", "120");
   head.id = "playhead";
-  svg.replaceChildren(moment, area, line, head);
+  // each phrase's span (PLPNet) as a coloured band along the top of the curve, one row per phrase
+  const bands = (m.phrases || []).map((p, n) => {
+    const r = document.createElementNS(SVG, "rect");
+    r.setAttribute("class", "phrase-band");
+    r.setAttribute("x", x(p.start));
+    r.setAttribute("width", Math.max(x(p.end) - x(p.start), 2));
+    r.setAttribute("y", String(2 + 7 * n));
+    r.setAttribute("height", "5");
+    r.setAttribute("fill", PHRASE_COLOURS[n % PHRASE_COLOURS.length]);
+    const t = document.createElementNS(SVG, "title");
+    t.textContent = `${p.text}: ${fmt(p.start)} – ${fmt(p.end)}`;
+    r.append(t);
+    return r;
+  });
+  svg.replaceChildren(moment, area, line, ...bands, head);
   svg.setAttribute("aria-valuemax", d.toFixed(1));
   drawHead();
 }
