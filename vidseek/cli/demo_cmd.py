@@ -16,9 +16,10 @@ from pathlib import Path
 import click
 
 from vidseek.cli.common import user_errors
-from vidseek.cli.search_cmd import no_match
+from vidseek.cli.search_cmd import echo_phrases, no_match
 
 NONSENSE = "qwzx blorft"  # made-up words: the calibrated score answers that nothing matches
+PHRASE_QUERY = "the person in the red shirt picks up the ball"  # PLPNet: where each of its phrases is
 DEMO_SEED = 2026  # a world the built-in bundle never saw (it was trained on seed 11, tested on 12)
 QUERIES = {  # the demo's queries and the synthetic world's action each one names
     "person opens door": "open_door",
@@ -89,7 +90,6 @@ def _show(query: str, verb: str, moments, truth, top_k: int) -> tuple[int, int]:
 def demo_cmd(demo_dir: Path, n_videos: int, top_k: int, workers: int) -> None:
     """Render a small synthetic library (if absent), index it with the built-in bundle, search
     "person opens door" and two more queries, and show each moment next to the ground truth."""
-    from vidseek.index.catalog import IndexMismatch
     from vidseek.library.api import Index
     from vidseek.synth.config import SynthConfig
     from vidseek.synth.writer import render_dataset
@@ -105,23 +105,51 @@ def demo_cmd(demo_dir: Path, n_videos: int, top_k: int, workers: int) -> None:
         render_dataset(demo_dir, n_videos, seed=DEMO_SEED, config=config, workers=workers, progress=True)
     manifest = json.loads(manifest_path.read_text())
     with Index(demo_dir / "index") as index, user_errors():
-        try:
-            report = index.add(demo_dir / "videos", model="builtin", progress=True)
-        except IndexMismatch:  # the demo's own index, from an older built-in bundle: rebuild it, no question
-            click.echo("the built-in model changed since this demo library was indexed: indexing it again")
-            report = index.add(demo_dir / "videos", model="builtin", progress=True, rebuild=True)
-        click.echo(f"$ vidseek index {demo_dir / 'videos'} --index {demo_dir / 'index'}\n{report.summary()}")
+        _add(index, demo_dir, "builtin")
         truth = _truth(manifest)
         results = [_show(q, verb, index.search(q, top_k=top_k), truth, top_k) for q, verb in QUERIES.items()]
         hits, shown = sum(h for h, _ in results), sum(n for _, n in results)
         nonsense = index.search(NONSENSE, top_k=top_k)
         click.echo(f'\n$ vidseek search "{NONSENSE}"\n' + (no_match(NONSENSE, nonsense) if nonsense.best else
                    f"{len(nonsense)} moments at or above the threshold {nonsense.threshold:.3f}"))
+    with Index(demo_dir / "index-plpnet") as index, user_errors():  # PLPNet: each phrase of a query has its span
+        click.echo("\nthe PLPNet bundle finds each phrase of a query too:")
+        _add(index, demo_dir, "builtin-plpnet")
+        _show_phrases(PHRASE_QUERY, index.search(PHRASE_QUERY, top_k=3, phrases=True), demo_dir / "index-plpnet")
     command = this_command()
     click.echo(f"\n{hits} of {shown} moments found are true moments; demo took {time.perf_counter() - t0:.0f} s. "
-               f"Try your own query:\n  {command} search \"QUERY\" --index {demo_dir / 'index'}")
+               f"Try your own query:\n  {command} search \"QUERY\" --index {demo_dir / 'index'}\n"
+               f"  {command} search \"QUERY\" --phrases --index {demo_dir / 'index-plpnet'}")
     click.echo(f"See the moments and play them in your browser{_serve_note()}:\n"
                f"  {command} serve --index {demo_dir / 'index'} --open")
+
+
+def _add(index, demo_dir: Path, model: str) -> None:
+    """Index the demo library with a built-in bundle (again from scratch when that bundle changed)."""
+    from vidseek.index.catalog import IndexMismatch
+
+    try:
+        report = index.add(demo_dir / "videos", model=model, progress=True)
+    except IndexMismatch:  # the demo's own index, from an older built-in bundle: rebuild it, no question
+        click.echo(f"the {model} model changed since this demo library was indexed: indexing it again")
+        report = index.add(demo_dir / "videos", model=model, progress=True, rebuild=True)
+    flag = "" if model == "builtin" else f" --model {model}"
+    click.echo(f"$ vidseek index {demo_dir / 'videos'} --index {index.path}{flag}\n{report.summary()}")
+
+
+def _show_phrases(query: str, moments, index_dir: Path) -> None:
+    """A phrase search as `vidseek search --phrases` prints it: each moment, and under it each phrase."""
+    click.echo(f'\n$ vidseek search "{query}" --phrases --top-k 3 --index {index_dir}')
+    if not moments and moments.best is not None:
+        click.echo(no_match(query, moments))
+        shown = [moments.best]
+    else:
+        click.echo(f"{'rank':>4}  {'score':>6}  {'start':>7}  {'end':>7}  file")
+        shown = list(moments)
+    for m in shown:
+        if moments:
+            click.echo(f"{m.rank:>4}  {m.score:6.3f}  {m.start:7.2f}  {m.end:7.2f}  {m.video}")
+        echo_phrases(m)
 
 
 def _serve_note() -> str:

@@ -75,7 +75,7 @@ def search_cmd(query: str | None, index_dir: Path | None, queries_path: Path | N
         click.echo(unseen_note(moments.unseen_words), err=True)
     if not moments and moments.best is not None:
         click.echo(no_match(query, moments))
-        _echo_phrases(moments.best)  # with --phrases: where each phrase of the query is, in the best candidate
+        echo_phrases(moments.best)  # with --phrases: where each phrase of the query is, in the best candidate
         return
     if not moments:
         click.echo("no moments found (is the index empty? see `vidseek info`)")
@@ -83,10 +83,10 @@ def search_cmd(query: str | None, index_dir: Path | None, queries_path: Path | N
     click.echo(f"{'rank':>4}  {'score':>6}  {'start':>7}  {'end':>7}  file")
     for m in moments:
         click.echo(f"{m.rank:>4}  {m.score:6.3f}  {m.start:7.2f}  {m.end:7.2f}  {shown(m.video)}")
-        _echo_phrases(m)
+        echo_phrases(m)
 
 
-def _echo_phrases(moment) -> None:
+def echo_phrases(moment) -> None:
     """The phrase spans of a moment (PLPNet, ``--phrases``), one line each under the moment's."""
     for p in moment.phrases or ():
         click.echo(f"{'':>14}{p['start']:7.2f}  {p['end']:7.2f}    phrase {p['text']!r} (weight {p['weight']:.2f})")

@@ -113,6 +113,7 @@ class Grounder:
         # the words of the sentences the bundle was trained on (None: not recorded, an open vocabulary)
         vocab = bundle.meta["words"].get("vocabulary")  # an empty list records nothing: no sentence has no words
         self.vocabulary = frozenset(vocab) if vocab else None
+        self.spelling = True  # correct typos against the vocabulary (``spell``); off to measure what it gives
 
     def warm(self, names: Iterable[str]) -> None:
         """Load the named graphs now (those of them the bundle has), so that a backend this machine
@@ -149,7 +150,7 @@ class Grounder:
         """``query`` with words the bundle's vocabulary lacks corrected to the nearest one it holds,
         unless the tokenizer knows them whole (``whole_word``: real words, not typos), and the
         ``(typed, corrected)`` pairs (``vidseek.engine.spelling``; no vocabulary: unchanged)."""
-        return correct(query, self.vocabulary, self.whole_word)
+        return correct(query, self.vocabulary if self.spelling else None, self.whole_word)
 
     def whole_word(self, word: str) -> bool:
         """Whether the tokenizer knows ``word`` as one token of its own (a real word, e.g. "kicks",
