@@ -174,6 +174,9 @@ def _special(token: str) -> bool:
     return (token.startswith("[") and token.endswith("]")) or (token.startswith("<") and token.endswith(">"))
 
 
+PHRASE_FOCUS = 1.0  # a phrase's word: attended to more than this many times an even spread over the words
+
+
 def decode_phrases(
     phrase_spans: np.ndarray,
     word_att: np.ndarray,
@@ -183,14 +186,23 @@ def decode_phrases(
 ) -> list[dict]:
     """PLPNet phrases: each phrase's span in seconds, its weight γ, and the words that formed it.
 
-    phrase_spans (N, 2) normalised, word_att (N, M) word attention α, phrase_weights (N,) γ.
+    phrase_spans (N, 2) normalised, word_att (N, M) word attention α, phrase_weights (N,) γ. A
+    phrase's words are those it attends to more than an even spread over the sentence's words would
+    (``PHRASE_FOCUS`` / words), in sentence order; a phrase whose attention is spread evenly (over
+    the special tokens too) is the whole sentence, and says so by listing every word.
+
+    >>> tokens = ["[CLS]", "someone", "opens", "the", "door", "[SEP]"]
+    >>> att = np.array([[0.0, 0.1, 0.5, 0.1, 0.3, 0.0], [1 / 6] * 6])
+    >>> [p["words"] for p in decode_phrases(np.array([[0.1, 0.4], [0.0, 1.0]]), att, np.array([0.6, 0.4]), tokens, 10.0)]
+    [['opens', 'door'], ['someone', 'opens', 'the', 'door']]
     """
     out = []
+    words_of = [i for i, t in enumerate(tokens) if not _special(t)]
     for n, (span, alpha) in enumerate(zip(phrase_spans, word_att)):
         s, e = normalized_to_seconds(sorted(float(x) for x in span), duration)
         weights = [round(float(a), 4) for a in alpha[: len(tokens)]]
-        words = [i for i in np.argsort(weights)[::-1] if not _special(tokens[i])][:3]
-        top = [tokens[i] for i in sorted(words) if weights[i] > 0]
+        focus = PHRASE_FOCUS / max(len(words_of), 1)
+        top = [tokens[i] for i in words_of if weights[i] > focus] or [tokens[i] for i in words_of]
         out.append({"phrase": n, "span": [round(s, 4), round(e, 4)], "weight": round(float(phrase_weights[n]), 4),
                     "words": top, "word_weights": [[t, w] for t, w in zip(tokens, weights)]})
     return out
