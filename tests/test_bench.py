@@ -175,6 +175,27 @@ def test_synthetic_library_is_reused_and_never_clobbers_other_folders(excl_world
     assert (other / "notes.txt").is_file()
 
 
+def test_a_library_too_big_for_the_disk_is_refused_before_anything_is_written(excl_world, tmp_path, monkeypatch):
+    import shutil as shutil_module
+
+    from vidseek.bench import library
+    from vidseek.engine.bundle import load_bundle
+    from vidseek.index.cache import FeatureCache
+
+    bundle = load_bundle(excl_world / "bundle")
+    spec = library.LibrarySpec(1_000_000)
+    real = shutil_module.disk_usage(tmp_path)
+    monkeypatch.setattr(library.shutil, "disk_usage", lambda p: real._replace(free=10**9))  # 1 GB free
+    with pytest.raises(ValueError, match=r"1,000,000 videos needs about .* GB, and .* has 1.0 GB free"):
+        library.synthetic_library(tmp_path / "lib", bundle, spec)
+    assert not (tmp_path / "lib").exists()
+    small = library.LibrarySpec(12, 8.0, 20.0, seed=3)  # the estimate is about what a library takes
+    info = library.synthetic_library(tmp_path / "small", bundle, small)
+    written = sum(f.stat().st_size for f in (tmp_path / "small").rglob("*") if f.is_file())
+    assert 0.2 * written < library.estimated_bytes(small, *library.bundle_dims(bundle)[1:], info["rate"]) < 5 * written
+    assert FeatureCache(tmp_path / "small").get(1).precision == "int4"  # stored as a new index stores states
+
+
 # ---- the speed-ups in the index storage ------------------------------------------------------------
 def test_feature_cache_keeps_maps_open_and_sees_every_replacement(tmp_path):
     from vidseek.index.cache import CacheError, FeatureCache

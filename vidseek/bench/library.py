@@ -138,6 +138,28 @@ def synthetic_library(folder: str | Path, bundle: Bundle, spec: LibrarySpec, pro
     return {**info, "reused": False}
 
 
+def estimated_bytes(spec: LibrarySpec, state_dim: int, dim: int, rate: float) -> int:
+    """About how many bytes a synthetic library takes on disk: its states (stored as ``DEFAULT_STATES``),
+    its float16 clip embeddings and a clip index at HNSW's ~1 KB a clip (IVF-PQ takes far less)."""
+    from vidseek.index.cache import state_bytes
+
+    seconds = (spec.min_seconds + spec.max_seconds) / 2
+    clips = max(1.0, (seconds - spec.window_s) / spec.stride_s + 1)
+    per_video = state_bytes(round(seconds * rate), state_dim, DEFAULT_STATES) + 128 + clips * (2 * dim + 1024) + 128
+    return int(spec.videos * per_video)
+
+
+def _check_disk(folder: Path, spec: LibrarySpec, state_dim: int, dim: int, rate: float) -> None:
+    """``ValueError`` (what it needs, what is free) when the library cannot fit the disk of ``folder``."""
+    need = estimated_bytes(spec, state_dim, dim, rate)
+    probe = next(p for p in (folder, *folder.parents) if p.exists())
+    free = shutil.disk_usage(probe).free
+    if need > 0.95 * free:
+        raise ValueError(f"a synthetic library of {spec.videos:,} videos needs about {need / 1e9:.1f} GB, and "
+                         f"{probe} has {free / 1e9:.1f} GB free: free some disk space, give --work-dir on a larger "
+                         "disk, or choose a smaller --library-size")
+
+
 def _write_files(folder: Path, bundle: Bundle, spec: LibrarySpec, identity: dict, progress) -> dict:
     """Write the catalog and the cache files of a fresh synthetic library; returns ``files.json``."""
     from vidseek.engine.video import num_steps
@@ -145,6 +167,8 @@ def _write_files(folder: Path, bundle: Bundle, spec: LibrarySpec, identity: dict
     from vidseek.index.catalog import Catalog, FileState
     from vidseek.index.lock import WriterLock
 
+    _, h, e = bundle_dims(bundle)
+    _check_disk(folder, spec, h, e, bundle_rate(bundle))
     clear_folder(folder)
     folder.mkdir(parents=True)
     (folder / MARKER).write_text("written by `vidseek bench`; safe to delete\n")

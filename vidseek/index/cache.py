@@ -121,6 +121,18 @@ def default_max_open() -> int:
     return max(0, min(MAX_OPEN_MAPS, soft // 4))
 
 
+def state_bytes(steps: int, width: int, precision: str) -> int:
+    """Bytes of the states of ``steps`` steps of ``width`` values stored as ``precision`` (no header).
+
+    >>> state_bytes(166, 256, "float16"), state_bytes(166, 256, "int8"), state_bytes(166, 256, "int4")
+    (84992, 43160, 21912)
+    """
+    if precision == "int4" and width % 2:  # int4 packs pairs: an odd width is stored as int8 (``put``)
+        precision = "int8"
+    per_step = {"float16": 2 * width, "int8": width + _SCALE_BYTES, "int4": width // 2 + _SCALE_BYTES}[precision]
+    return steps * per_step
+
+
 def quantize(array: np.ndarray, precision: str) -> np.ndarray:
     """(T, H) floats -> the rows ``precision`` stores: int8 (T, H + 4) for ``int8``, uint8
     (T, H / 2 + 4) for ``int4`` (two values a byte, offset by 8); the last 4 bytes of a row are its
