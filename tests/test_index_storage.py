@@ -611,3 +611,28 @@ def test_ivfpq_past_the_hnsw_limit_reranks_exactly_and_survives_a_reload(tmp_pat
     loaded.embeddings.put(42, more[1, :10])
     _, video, window = loaded.search(more[:, 0], k=5)
     assert 41 not in video and not ((video == 42) & (window >= 10)).any() and (video[2:, 0] == [43, 44]).all()
+
+
+def test_an_ivf_rebuild_trains_on_a_sample_of_whole_videos_and_keeps_recall(tmp_path, monkeypatch):
+    from vidseek.index import clips as clips_module
+
+    monkeypatch.setattr(clips_module, "IVF_TRAIN_PER_LIST", 2)
+    monkeypatch.setattr(clips_module, "IVF_TRAIN_MIN", 3000)
+    trained = []
+    real_build = clips_module._build
+    monkeypatch.setattr(clips_module, "_build", lambda choice, dim, train=None: (
+        trained.append(None if train is None else len(train)), real_build(choice, dim, train))[1])
+    emb = clustered(40, 100, 32, seed=8)  # 4000 clips: IVF-PQ past hnsw_max
+    index = ClipIndex(tmp_path, 32, flat_max=1000, gpu=False, hnsw_max=2000)
+    vectors, ids = fill(index, emb)
+    trained.clear()
+    index.rebuild()
+    assert index.choice.kind == "ivfpq" and index.ntotal == 4000
+    assert trained == [3000]  # 30 whole videos of 100 clips, not all 4000
+    assert not index._needs_new_structure()  # trained for the whole library: no retraining at once
+    rng = np.random.default_rng(9)
+    queries = vectors[rng.integers(0, len(vectors), 100)] + 0.3 * rng.standard_normal((100, 32)).astype(np.float32)
+    _, video, window = index.search(queries, k=10)
+    found = (video << 20) + window
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found, exact_top(vectors, ids, queries, 10))])
+    assert recall >= 0.9, recall

@@ -70,7 +70,12 @@ IVF_RETRAIN_GROWTH = 2.0
 #   dim/2 bytes, 8k: 0.92 / 0.96 (chosen); dim bytes, 4k: 0.92 / 0.95.
 HNSW_MAX_VECTORS = 2_000_000
 PQ_DIMS_PER_CODE, PQ_BITS, RERANK_FACTOR = 2, 8, 8
-REBUILD_CHUNK = 100_000  # clips added at a time by a Flat or HNSW rebuild
+REBUILD_CHUNK = 100_000  # clips added at a time by a rebuild
+# An IVF rebuild trains its lists (and PQ codebooks) on a sample of whole videos, drawn with a fixed
+# seed, of at least this many clips per list (FAISS's k-means itself takes at most 256 a centroid),
+# then adds every clip REBUILD_CHUNK at a time: 17M 128-d clips need ~1 GB of training vectors rather
+# than 8.7 GB for all of them.
+IVF_TRAIN_PER_LIST, IVF_TRAIN_MIN = 64, 65_536
 # Fewer queries than this are searched on one OpenMP thread (FAISS parallelises over queries).
 SERIAL_QUERIES = 2
 LARGE_KINDS = ("auto", "hnsw", "ivf", "ivfpq")
@@ -401,23 +406,19 @@ class ClipIndex:
         """Re-create the index from the stored embeddings of ``video_ids`` (default: the videos in
         the index now), with the structure ``choose_index`` picks for their count.
 
-        Flat and HNSW indexes are filled ``REBUILD_CHUNK`` clips at a time straight from the cache,
-        so a rebuild holds little more than the index itself (1.7M 256-d clips: ~2 GB rather than
-        three float32 copies); an IVF index is trained on all the vectors at once.
+        The index is filled ``REBUILD_CHUNK`` clips at a time straight from the cache, so a rebuild
+        holds little more than the index itself (1.7M 256-d clips: ~2 GB rather than three float32
+        copies); an IVF index is first trained on a sample of the videos (``_training_sample``).
         """
         video_ids = sorted(self.video_ids() if video_ids is None else {int(v) for v in video_ids})
         counts = [self.embeddings.get(v, shape=(None, self.dim)).shape[0] for v in video_ids]
         choice = self._wanted(sum(counts))
         if choice.kind in IVF_KINDS:
-            vectors = self._stack(video_ids)
-            self._index = _build(choice, self.dim, train=vectors)
-            self.choice, self._trained_on, self._videos = choice, len(vectors), set()
-            if len(vectors):
-                self._add_vectors(vectors, _ids_for(video_ids, counts))
-            self._changed()
-            return
-        self._index = _build(choice, self.dim)
-        self.choice, self._trained_on, self._videos = choice, 0, set()
+            self._index = _build(choice, self.dim, train=self._training_sample(video_ids, counts, choice.nlist))
+            self.choice, self._trained_on, self._videos = choice, sum(counts), set()
+        else:
+            self._index = _build(choice, self.dim)
+            self.choice, self._trained_on, self._videos = choice, 0, set()
         start = 0
         while start < len(video_ids):
             end, size = start, 0
@@ -428,6 +429,21 @@ class ClipIndex:
             self._add_vectors(self._stack(chunk), _ids_for(chunk, counts[start:end]))
             start = end
         self._changed()
+
+    def _training_sample(self, video_ids: list[int], counts: list[int], nlist: int) -> np.ndarray:
+        """The clips an IVF index of ``nlist`` lists is trained on: every clip of ``video_ids`` when
+        they are few, else those of whole videos drawn with a fixed seed until there are
+        ``max(IVF_TRAIN_PER_LIST * nlist, IVF_TRAIN_MIN)``."""
+        want = max(IVF_TRAIN_PER_LIST * nlist, IVF_TRAIN_MIN)
+        if sum(counts) <= want:
+            return self._stack(video_ids)
+        chosen, total = [], 0
+        for i in np.random.default_rng(0).permutation(len(video_ids)):
+            chosen.append(video_ids[i])
+            total += counts[i]
+            if total >= want:
+                break
+        return self._stack(sorted(chosen))
 
     def _stack(self, video_ids: list[int]) -> np.ndarray:
         """The stored embeddings of these videos, one after the other, as one (N, dim) float32 array."""
