@@ -126,6 +126,23 @@ def test_builtin_bundle_is_complete_verified_and_lean():
     assert sum(v for k, v in sizes.items() if not k.startswith(("text_encoder", "tokenizer"))) < 12e6
 
 
+def test_builtin_plpnet_bundle_shares_the_cnn_and_grounds_phrases():
+    from vidseek.builtin import BUNDLE_DIRS, builtin_bundle
+    from vidseek.engine.registry import family
+
+    bundle = load_bundle(builtin_bundle("builtin-plpnet"))  # hashes, format version and paths verified
+    excl = load_bundle(builtin_bundle())
+    assert bundle.model_name == "plpnet" and family(bundle.model_name).phrases
+    assert set(bundle.graphs) == {"frame_encoder", "video_encoder", "text_encoder", "head"}
+    assert bundle.meta["domain"]["kind"] == "synthetic" and bundle.meta.get("calibration")
+    assert bundle.meta["words"]["vocabulary"] == excl.meta["words"]["vocabulary"]
+    # the same CNN as the ExCL bundle, read back from its graph: the two differ in the grounding model only
+    cnn = bundle.meta["trained"]["data"]["features_meta"]["weights_sha256"]
+    assert cnn == excl.meta["trained"]["data"]["features_meta"]["weights_sha256"]
+    sizes = {name: (BUNDLE_DIRS["builtin-plpnet"] / name).stat().st_size for name in bundle.meta["files"]}
+    assert sum(sizes.values()) < 45e6
+
+
 @pytest.fixture(scope="module")
 def fresh_library(tmp_path_factory, invoke):
     """A synthetic world the built-in bundle never saw (seed 77), indexed with `--model builtin`."""
