@@ -179,6 +179,7 @@ def evaluate(work: Path) -> None:
             else:
                 report = evaluate_files(gt, pred)
                 metrics[f"{split}/{mode}"] = {**report["grounding"], "num_queries": len(load_jsonl(gt))}
+    metrics["test/per-video by action"] = per_action(world, out / "pred-test-per-video.jsonl")
     phrases = world / "phrase_test.jsonl"  # PLPNet's phrase-level metric: the verb-object phrases, per video
     if not phrases.is_file():  # a world rendered before synth wrote it
         from vidseek.synth.phrases import phrase_queries
@@ -192,6 +193,27 @@ def evaluate(work: Path) -> None:
                                         "num_queries": len(load_jsonl(phrases))}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
     print(json.dumps(metrics, indent=1))
+
+
+def per_action(world: Path, predictions: Path) -> dict:
+    """Single-video R1@0.5 of the world's test sentences by the action they name: {verb: [queries, R1@0.5]}."""
+    from vidseek.evaluation import load_jsonl
+    from vidseek.spans import temporal_iou_paired
+
+    import numpy as np
+
+    videos = {v["vid"]: v for v in json.loads((world / "manifest.json").read_text())["videos"]}
+    truth = {r["qid"]: r for r in load_jsonl(world / "test.jsonl")}
+    hits: dict[str, list[bool]] = {}
+    for p in load_jsonl(predictions):
+        g = truth[p["qid"]]
+        first = tuple(g["relevant_windows"][0])
+        verb = next(a["verb"] for a in videos[g["vid"]]["actions"] if (a["start"], a["end"]) == first)
+        top = p["pred_relevant_windows"][0][:2]
+        iou = temporal_iou_paired(np.array([top] * len(g["relevant_windows"]), float),
+                                  np.array(g["relevant_windows"], float)).max()
+        hits.setdefault(verb, []).append(bool(iou >= 0.5))
+    return {verb: [len(h), round(100 * sum(h) / len(h), 1)] for verb, h in sorted(hits.items())}
 
 
 @click.command()
