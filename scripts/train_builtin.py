@@ -62,10 +62,10 @@ HIDDEN = 128
 MODELS = {  # name -> (the built-in bundle it installs as, epochs, `vidseek train` settings)
     "excl-clf-2b": ("builtin", 6, [*(x for k in ("video_hidden", "query_hidden", "span_hidden", "mlp_hidden")
                                     for x in ("--set", f"{k}={HIDDEN}")), "--lr", 2e-3, "--set", "dropout=0.2"]),
-    # the paper's learning rate (4e-4), batch (100) and cluster sampler; the phrase loss weighed 5x (with
-    # the paper's 1x two of the three phrases spread their attention evenly over the whole sentence)
+    # the paper's learning rate (4e-4), batch (100), loss weights and cluster sampler, and a LayerNorm on
+    # the phrase guide (without it two of the three phrases saturated and attended evenly to every word)
     "plpnet": ("builtin-plpnet", 4, ["--phrases", 3, "--set", f"dim={2 * HIDDEN}", "--set", "dropout=0.2",
-                                     "--set", "w_phrase=5"]),
+                                     "--set", "guide_norm=true"]),
 }
 
 

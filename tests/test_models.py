@@ -164,6 +164,24 @@ def test_plpnet_loss_has_all_four_terms():
     assert model.w_q_att.weight.grad.abs().sum() > 0  # phrase generation receives gradient
 
 
+@pytest.mark.parametrize("guide_norm", [False, True])
+def test_plpnet_phrase_attention_survives_a_large_guide_only_with_its_norm(guide_norm):
+    """A phrase guide g grown large saturates eq. 3's tanh: the attention falls flat over the words and
+    no gradient flows back to the words' side. ``guide_norm`` keeps g in the tanh's working range."""
+    torch.manual_seed(0)
+    model = build_model("plpnet", video_dim=6, word_dim=5, dim=16, max_len=8, n_phrases=2, guide_norm=guide_norm)
+    with torch.no_grad():
+        model.w_g.weight.mul_(5000.0)  # what training did to two phrases of the built-in bundle's first model
+    text = model.encode_text(torch.randn(2, 6, 5), torch.ones(2, 6, dtype=torch.bool))
+    spread = text["word_att"].std(-1)  # 0: the same weight on every word
+    text["word_att"][:, :, 0].sum().backward()
+    grad = float(model.w_w_alpha.weight.grad.abs().sum())  # what can teach a phrase which words to attend to
+    if guide_norm:
+        assert grad > 0.1
+    else:
+        assert (spread < 1e-5).all() and grad < 1e-3
+
+
 # ---- decoding properties ----------------------------------------------------------------------
 
 logits = st.lists(st.floats(-20, 20, allow_nan=False), min_size=1, max_size=40)

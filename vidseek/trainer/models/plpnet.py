@@ -36,6 +36,11 @@ class PLPNetConfig:
     w_phrase: float = 1.0  # λ_phr
     w_feature: float = 1.0  # λ_feats
     feature_bank: int = 0  # past batches whose (detached) phrases join L_feature's similarity matrices
+    # A LayerNorm on the phrase guide g (eq. 2) before eq. 3's tanh (not in the paper). Without it g is
+    # unbounded (a ReLU) and grew to ~70x the words' part of the tanh's input in the built-in bundle's
+    # training: two of three phrases saturated the tanh, their attention fell flat over every word, and
+    # no gradient could bring them back.
+    guide_norm: bool = False
     retrieval_dim: int = 0  # > 0: a joint text-video embedding of this size for library search (not in the paper)
     w_retrieval: float = 1.0  # weight of the retrieval InfoNCE loss when retrieval_dim > 0
 
@@ -71,6 +76,7 @@ class PLPNet(nn.Module):
         self.text_lstm = BiLSTM(cfg.word_dim, d // 2, num_layers=cfg.text_layers, dropout=cfg.dropout)
         self.w_q_guide = nn.ModuleList(nn.Linear(d, d, bias=False) for _ in range(n))  # W_q^(n), eq. 2
         self.w_g = nn.Linear(2 * d, d)
+        self.g_norm = nn.LayerNorm(d) if cfg.guide_norm else nn.Identity()
         self.w_g_alpha = nn.Linear(d, d // 2)
         self.w_w_alpha = nn.Linear(d, d // 2)
         self.w_q_att = nn.Linear(d // 2, 1)
@@ -104,7 +110,7 @@ class PLPNet(nn.Module):
         prev = torch.zeros_like(q)
         phrases, alphas = [], []
         for w_q in self.w_q_guide:
-            g = F.relu(self.w_g(torch.cat([w_q(q), prev], -1)))  # eq. 2
+            g = self.g_norm(F.relu(self.w_g(torch.cat([w_q(q), prev], -1))))  # eq. 2
             logits = self.w_q_att(torch.tanh(self.w_g_alpha(g)[:, None, :] + self.w_w_alpha(w)))[..., 0]  # eq. 3
             alpha = masked_softmax(logits, mask)  # (B, M)
             prev = (alpha[..., None] * w).sum(1)  # eq. 4
