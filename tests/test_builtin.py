@@ -159,10 +159,14 @@ def test_demo_indexes_searches_and_shows_the_ground_truth(tmp_path, invoke):
     r = invoke("demo", "--dir", tmp_path / "demo", "--videos", 3, "--top-k", 2, "--workers", 1)
     assert r.exit_code == 0, r.output
     assert "indexed 3" in r.output and 'vidseek search "person opens door"' in r.output
-    rows = [line for line in r.output.splitlines() if line.strip()[:1].isdigit() and line.rstrip().endswith(".mp4")]
+    excl, plpnet = r.output.split("the PLPNet bundle finds each phrase of a query too:")
+    rows = [line for line in excl.splitlines() if line.strip()[:1].isdigit() and line.rstrip().endswith(".mp4")]
     assert 1 <= len(rows) <= 6  # up to two moments per query that clear the calibrated threshold, with truth and IoU
-    assert r.output.count("moments overlap a true") + r.output.count("no moment matches") == 4
-    assert "no moment matches 'qwzx blorft'" in r.output  # made-up words: nothing matches
+    assert excl.count("moments overlap a true") + excl.count("no moment matches") == 4
+    assert "no moment matches 'qwzx blorft'" in excl  # made-up words: nothing matches
+    assert "--model builtin-plpnet" in plpnet and "indexed 3" in plpnet
+    assert 'search "the person in the red shirt picks up the ball" --phrases' in plpnet
+    assert plpnet.count(" phrase '") % 3 == 0 and plpnet.count(" phrase '") >= 3  # three phrases under each moment
     again = invoke("demo", "--dir", tmp_path / "demo", "--videos", 3, "--top-k", 2)  # rendered once, indexed once
     assert again.exit_code == 0 and "rendering" not in again.output and "indexed 0" in again.output
     (tmp_path / "other").mkdir()

@@ -22,11 +22,15 @@ def test_the_demo_closing_hint_runs_as_printed(tmp_path):
                         "--workers", "1"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
     lines = [line.strip() for line in r.stdout.strip().splitlines()]
-    hint, serve = lines[-3], lines[-1]
+    hint, phrases, serve = lines[-4], lines[-3], lines[-1]
     assert hint.endswith('search "QUERY" --index demo/index') and not hint.startswith("vidseek "), hint
     command = hint.replace('"QUERY"', '"person opens door"')
     r = subprocess.run(command, shell=True, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and "rank" in r.stdout, r.stdout + r.stderr
+    assert phrases.endswith('search "QUERY" --phrases --index demo/index-plpnet'), phrases  # PLPNet's, as printed
+    command = phrases.replace('"QUERY"', '"a person opens the door" --min-score 0')
+    r = subprocess.run(command, shell=True, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and r.stdout.count(" phrase '") >= 3, r.stdout + r.stderr
     # the last line opens the page: run as printed (on a free port), it serves the demo library
     assert serve.endswith("serve --index demo/index --open") and serve.split()[0] == hint.split()[0], serve
     pytest.importorskip("fastapi", reason="vidseek serve needs the serve extra")
