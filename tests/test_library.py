@@ -177,7 +177,7 @@ def test_batch_search_and_vcmr_evaluation(world, tmp_path, invoke):
     assert preds and all(len(p["pred_moments"]) <= 10 and len(p["pred_moments"][0]) == 4 for p in preds)
     r = invoke("eval", "--gt", queries, "--pred", tmp_path / "lib.jsonl", "--json")
     assert r.exit_code == 0, r.output
-    keys = {f"VCMR{kind}-R{k}@{t}" for kind in ("", "-any") for k in (1, 10) for t in (0.5, 0.7)}
+    keys = {f"VCMR{kind}-R{k}@{t}" for kind in ("", "-any") for k in (1, 5, 10) for t in (0.5, 0.7)}
     assert set(json.loads(r.output)) == keys  # the right video, and any video annotated with the same sentence
     lines = [json.loads(x) for x in queries.read_text().splitlines()]  # as synth's test sentences carry it:
     lib_gt = tmp_path / "lib-gt.jsonl"  # every video where the sentence is true (here only its own)
@@ -185,8 +185,9 @@ def test_batch_search_and_vcmr_evaluation(world, tmp_path, invoke):
     r = invoke("eval", "--gt", lib_gt, "--pred", tmp_path / "lib.jsonl", "--json")
     assert r.exit_code == 0, r.output
     m = json.loads(r.output)
-    assert set(m) == keys | {f"VCMR-true-R{k}@{t}" for k in (1, 10) for t in (0.5, 0.7)} | {"VCMR-ceiling-R1", "VCMR-ceiling-R10"}
-    assert all(m[f"VCMR-true-R{k}@{t}"] == m[f"VCMR-R{k}@{t}"] for k in (1, 10) for t in (0.5, 0.7))
+    assert set(m) == keys | {f"VCMR-true-R{k}@{t}" for k in (1, 5, 10) for t in (0.5, 0.7)} | {
+        "VCMR-ceiling-R1", "VCMR-ceiling-R5", "VCMR-ceiling-R10"}
+    assert all(m[f"VCMR-true-R{k}@{t}"] == m[f"VCMR-R{k}@{t}"] for k in (1, 5, 10) for t in (0.5, 0.7))
     assert m["VCMR-ceiling-R1"] == 100.0
     r = invoke("search", "--queries", queries, "--out", tmp_path / "pv.jsonl", "--index", index, "--per-video")
     assert r.exit_code == 0, r.output
@@ -203,7 +204,8 @@ def test_vcmr_counts_the_right_video_only():
     preds = [{"qid": "q1", "pred_moments": [["a", 11, 20, 0.9]]},  # IoU 0.9, right video
              {"qid": "q2", "pred_moments": [["a", 0, 4, 0.9]] + [["c", 0, 1, 0.1]] * 8 + [["b", 0, 3, 0.05]]}]  # rank 10, IoU 0.75
     m = vcmr_metrics(gt, preds)
-    assert m == {"VCMR-R1@0.5": 50.0, "VCMR-R1@0.7": 50.0, "VCMR-R10@0.5": 100.0, "VCMR-R10@0.7": 100.0}
+    assert m == {"VCMR-R1@0.5": 50.0, "VCMR-R1@0.7": 50.0, "VCMR-R5@0.5": 50.0, "VCMR-R5@0.7": 50.0,
+                 "VCMR-R10@0.5": 100.0, "VCMR-R10@0.7": 100.0}
 
 
 def test_vcmr_true_counts_every_video_where_the_sentence_is_true_and_the_ceiling_follows():
@@ -217,7 +219,8 @@ def test_vcmr_true_counts_every_video_where_the_sentence_is_true_and_the_ceiling
     assert vcmr_metrics(gt, preds)["VCMR-R1@0.5"] == 0.0
     true = vcmr_metrics(gt, preds, library=True)
     assert true["VCMR-true-R1@0.5"] == 50.0 and true["VCMR-true-R1@0.7"] == 50.0 and true["VCMR-true-R10@0.5"] == 100.0
-    assert vcmr_ceiling(gt) == {"VCMR-ceiling-R1": round(100 * (1 / 3 + 1) / 2, 2), "VCMR-ceiling-R10": 100.0}
+    assert vcmr_ceiling(gt) == {"VCMR-ceiling-R1": round(100 * (1 / 3 + 1) / 2, 2), "VCMR-ceiling-R5": 100.0,
+                                "VCMR-ceiling-R10": 100.0}
     with pytest.raises(ValueError, match="library_windows"):
         vcmr_metrics([{"qid": "q1", "vid": "a", "relevant_windows": [[0, 1]]}], preds[:1], library=True)
     with pytest.raises(ValueError, match="one"):

@@ -154,7 +154,8 @@ def test_index_and_search_a_library_zero_shot_without_torch(zero_shot, tmp_path,
     for v in videos.values():  # the cached states are the unit frame embeddings, one per step
         states = np.asarray(FeatureCache(index, "states").get(v.id), np.float32)
         assert states.shape == (v.steps, 16)
-        np.testing.assert_allclose(np.linalg.norm(states, axis=1), 1.0, atol=2e-3)
+        np.testing.assert_allclose(np.linalg.norm(states, axis=1), 1.0, atol=5e-3)  # int8: half a step of each row's scale
+        assert FeatureCache(index, "states").get(v.id).precision == "int8"  # a zero-shot index's default
     r = run_blocked(SEARCH, str(index))  # a random CLIP: nothing clears the default threshold of zero-shot bundles
     assert r.returncode == 0 and r.stdout.strip() == "", r.stdout + r.stderr
     r = run_blocked(SEARCH, str(index), "--min-score", "0")
