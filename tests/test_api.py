@@ -132,6 +132,7 @@ def test_phrases_of_a_model_without_phrases_name_the_model(world, tmp_path, invo
     index.close()
     r = invoke("search", QUERY, "--index", tmp_path / "idx", "--phrases")
     assert r.exit_code == 2 and "excl-clf-2b" in r.output and "Traceback" not in r.output
+    assert "--model builtin-plpnet" in r.output  # what to do: a phrase model ships with vidseek
 
 
 API_WITHOUT_TORCH = """

@@ -363,7 +363,9 @@ class Searcher:
         unless this is the `last` attempt: then their videos are marked damaged and skipped."""
         if phrases and not self.grounder.family.phrases:
             raise PhrasesUnavailable(f"phrases need a PLPNet bundle, but this index was built with a bundle of model "
-                                     f"{self.bundle.model_name} ({self.bundle.path}), which has no phrases")
+                                     f"{self.bundle.model_name} ({self.bundle.path}), which has no phrases: index the "
+                                     "library into another --index with --model builtin-plpnet (`vidseek demo` makes "
+                                     "demo-library/index-plpnet) and search that")
         trace = SearchTrace() if trace is None else trace
         before, t0 = sum(trace.seconds.values()), time.perf_counter()
         query, corrections = self.grounder.spell(query)
