@@ -103,6 +103,10 @@ def test_an_onnx_graph_that_is_not_a_builtin_cnn_is_refused(tmp_path):
     export_frame_encoder(model, tmp_path / "frame_encoder.onnx", BUILTIN_SPEC)
     with pytest.raises(ValueError, match="is not an exported built-in CNN"):
         build_frame_encoder(f"builtin:{tmp_path / 'frame_encoder.onnx'}")
+    batch = BuiltinCNN(CNNConfig(norm="batch")).eval()  # BatchNorm is folded into the convolutions on export
+    export_frame_encoder(batch, tmp_path / "bn" / "frame_encoder.onnx", BUILTIN_SPEC)
+    with pytest.raises(ValueError, match="is not an exported built-in CNN"):
+        build_frame_encoder(f"builtin:{tmp_path / 'bn'}")
 
 
 def test_bad_encoder_choices(tmp_path):

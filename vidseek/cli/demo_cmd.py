@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 
 from vidseek.cli.common import user_errors
-from vidseek.cli.search_cmd import echo_phrases, no_match
+from vidseek.cli.search_cmd import echo_moments, no_match
 
 NONSENSE = "qwzx blorft"  # made-up words: the calibrated score answers that nothing matches
 PHRASE_QUERY = "the person in the red shirt picks up the ball"  # PLPNet: where each of its phrases is
@@ -140,16 +140,7 @@ def _add(index, demo_dir: Path, model: str) -> None:
 def _show_phrases(query: str, moments, index_dir: Path) -> None:
     """A phrase search as `vidseek search --phrases` prints it: each moment, and under it each phrase."""
     click.echo(f'\n$ vidseek search "{query}" --phrases --top-k 3 --index {index_dir}')
-    if not moments and moments.best is not None:
-        click.echo(no_match(query, moments))
-        shown = [moments.best]
-    else:
-        click.echo(f"{'rank':>4}  {'score':>6}  {'start':>7}  {'end':>7}  file")
-        shown = list(moments)
-    for m in shown:
-        if moments:
-            click.echo(f"{m.rank:>4}  {m.score:6.3f}  {m.start:7.2f}  {m.end:7.2f}  {m.video}")
-        echo_phrases(m)
+    echo_moments(query, moments)
 
 
 def _serve_note() -> str:

@@ -73,6 +73,12 @@ def search_cmd(query: str | None, index_dir: Path | None, queries_path: Path | N
                    err=True)
     if moments.unseen_words:
         click.echo(unseen_note(moments.unseen_words), err=True)
+    echo_moments(query, moments)
+
+
+def echo_moments(query: str, moments) -> None:
+    """The ranked moments of a search as a table, each with its phrase spans (``--phrases``) under
+    it; when none reaches the threshold, the best candidate (and its phrases)."""
     if not moments and moments.best is not None:
         click.echo(no_match(query, moments))
         echo_phrases(moments.best)  # with --phrases: where each phrase of the query is, in the best candidate

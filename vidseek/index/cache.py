@@ -127,10 +127,14 @@ def state_bytes(steps: int, width: int, precision: str) -> int:
     >>> state_bytes(166, 256, "float16"), state_bytes(166, 256, "int8"), state_bytes(166, 256, "int4")
     (84992, 43160, 21912)
     """
-    if precision == "int4" and width % 2:  # int4 packs pairs: an odd width is stored as int8 (``put``)
-        precision = "int8"
-    per_step = {"float16": 2 * width, "int8": width + _SCALE_BYTES, "int4": width // 2 + _SCALE_BYTES}[precision]
-    return steps * per_step
+    per_step = {"float16": 2 * width, "int8": width + _SCALE_BYTES, "int4": width // 2 + _SCALE_BYTES}
+    return steps * per_step[stored_as(precision, width)]
+
+
+def stored_as(precision: str, width: int) -> str:
+    """How states of ``width`` values are stored when ``precision`` is asked for: int4 packs pairs of
+    values, so an odd width is stored as int8."""
+    return "int8" if precision == "int4" and width % 2 else precision
 
 
 def quantize(array: np.ndarray, precision: str) -> np.ndarray:
@@ -142,9 +146,7 @@ def quantize(array: np.ndarray, precision: str) -> np.ndarray:
     scale = np.abs(x).max(1, keepdims=True) / levels
     scale[scale == 0] = 1.0
     q = np.rint(x / scale).clip(-levels, levels).astype(np.int8)
-    if precision == "int4":
-        if x.shape[1] % 2:
-            raise CacheError(f"int4 states need an even width, got {x.shape[1]}: store them as int8")
+    if precision == "int4":  # an even width (``stored_as``)
         u = (q + 8).astype(np.uint8)
         q = u[:, 0::2] | (u[:, 1::2] << 4)
     tail = scale.astype("<f4").view(q.dtype)  # (T, 4) bytes
@@ -191,7 +193,8 @@ class QuantizedStates:
 
 
 def _map_array(path: Path) -> np.memmap | QuantizedStates:
-    """A read-only memory map of the ``.npy`` file ``path`` as a 2-D float16 array.
+    """A read-only memory map of the ``.npy`` file ``path`` as a 2-D float16 array, or as
+    ``QuantizedStates`` over an int8 / uint8 (int4) one.
 
     The header np.save writes for such arrays is parsed here (a fixed pattern, no
     ``ast.literal_eval``); any other file goes through ``np.load`` and is refused unless it holds a
@@ -279,8 +282,8 @@ class FeatureCache:
                              f"float16 range (±{_FLOAT16_MAX:g}); scale or normalise the features first")
         if self.precision == "float16":
             data = np.ascontiguousarray(array, dtype=np.float16)
-        else:  # int4 packs pairs of values: an odd width is stored as int8
-            data = quantize(array, "int8" if self.precision == "int4" and array.shape[1] % 2 else self.precision)
+        else:
+            data = quantize(array, stored_as(self.precision, array.shape[1]))
         self._open.pop(int(video_id), None)
         path = self.path(video_id)
         with storage_errors(path):

@@ -184,7 +184,11 @@ def builtin_from_onnx(path: str | Path) -> tuple[BuiltinCNN, FrameSpec]:
                     groups=groups.pop() if groups else CNNConfig.groups,
                     pool="mean" if flat == channels[-1] else "grid")
     model = BuiltinCNN(cfg).eval()
-    model.load_state_dict(state, strict=True)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:  # weights that do not fit (a BatchNorm CNN, folded into its convolutions)
+        raise ValueError(f"{graph_path} is not an exported built-in CNN this vidseek can rebuild: "
+                         f"{str(exc).splitlines()[0]}") from None
     spec = BUILTIN_SPEC
     meta_path = graph_path.parent / "bundle.json"
     if meta_path.is_file():
