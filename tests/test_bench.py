@@ -74,6 +74,7 @@ def test_bench_reports_every_part_side_by_side(excl_world, tmp_path, invoke):
     for row in lib["faiss"]:
         assert 0.0 <= row["recall@10"] <= 1.0 and 0.0 <= row["recall@50"] <= 1.0
     assert next(row for row in lib["faiss"] if row["kind"] == "flat")["recall@50"] == 1.0
+    assert [row["kind"] for row in lib["faiss"] if row["library"]] == ["flat"]  # a 50-video library is exact
     assert "tottime" in lib["profile"] and "search" in lib["profile"]
     # side-by-side ratios from the same run
     ratios = report["ratios"]
@@ -86,6 +87,9 @@ def test_bench_reports_every_part_side_by_side(excl_world, tmp_path, invoke):
         assert title in r.output
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "plot ->" in r.output
     assert "| videos | backend |" in md.read_text() and "**Backends**" in md.read_text()
+    scale = md.read_text().split("**Scale")[1].split("\n\n")[1].splitlines()
+    assert "| disk GB |" in scale[0] and "| recall@50 |" in scale[0]
+    assert dict(zip(scale[0].split(" | "), scale[2].split(" | ")))["recall@50"] == "1.0"
 
 
 def test_eager_rows_are_skipped_with_a_reason_without_a_run(excl_world, tmp_path, invoke):

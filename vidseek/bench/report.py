@@ -190,14 +190,16 @@ def render_tables(report: dict, markdown: bool = False) -> str:
         for lib in libraries:
             info, files, rss = lib["library"], lib["files"], lib["rss"]
             ort = lib.get("query", {}).get("onnxruntime", {})
+            own = next((r for r in lib.get("faiss") or [] if r.get("library")), {})
             rows.append([lib["videos"], info["clips"], lib.get("index"), lib.get("open_s"), _mb(rss.get("open")),
                          _mb(rss.get("after_queries")), _mb(files["states_cache"]), _mb(files["clips_cache"]),
-                         _mb(files["clips_faiss"]), _mb(files["catalog"]), _ms(ort.get("end_to_end")),
+                         _mb(files["clips_faiss"]), _mb(files["catalog"]), f"{sum(files.values()) / 1e9:.2f}",
+                         _ms(ort.get("end_to_end")), _ms(ort.get("end_to_end"), "p95"),
                          ratios.get("scale_p50_over_smallest", {}).get("onnxruntime", {}).get(str(lib["videos"])),
-                         ort.get("candidate_videos"), ort.get("head_rows"), ort.get("head_steps")])
+                         own.get("recall@50"), ort.get("candidate_videos"), ort.get("head_rows"), ort.get("head_steps")])
         parts.append(_table(["videos", "clips", "FAISS index", "open s", "RSS open MB", "RSS queried MB",
-                             "states MB", "clips MB", "clips.faiss MB", "catalog MB", "ORT p50 ms", "x smallest",
-                             "candidate videos", "head rows", "head steps"], rows,
+                             "states MB", "clips MB", "clips.faiss MB", "catalog MB", "disk GB", "ORT p50 ms", "p95",
+                             "x smallest", "recall@50", "candidate videos", "head rows", "head steps"], rows,
                             "Scale (synthetic libraries; RSS of a fresh process holding the ONNX Runtime sessions)",
                             markdown, left=3))
         rows = []

@@ -251,47 +251,88 @@ def _timed_search(index, queries: np.ndarray, k: int) -> tuple[np.ndarray, list[
     return np.stack(ids), seconds
 
 
+SIDE_INDEX_MAX = 2_000_000  # the comparison builds its own HNSW/IVF/IVF-PQ up to this many clips
+EXACT_TIMED_MAX = 20  # single-query exact searches timed past SIDE_INDEX_MAX clips (each scans them all)
+
+
 def faiss_comparison(vectors: np.ndarray, ids: np.ndarray, queries: np.ndarray, ks: tuple[int, ...],
-                     library_index=None, hnsw_ef: tuple[int, ...] = (64, 128, 256, 512),
-                     ivf_probe: tuple[int, ...] = (8, 32, 128), max_ivf_lists: int = 2048) -> list[dict]:
+                     library=None, hnsw_ef: tuple[int, ...] = (64, 128, 256, 512),
+                     ivf_probe: tuple[int, ...] = (8, 32, 128), max_ivf_lists: int = 2048,
+                     probe_factors: tuple[float, ...] = (0.25, 0.5, 1, 2, 4)) -> list[dict]:
     """Per-query latency and recall@k against exact search of Flat, HNSW, IVF-Flat and IVF-PQ (re-ranked) indexes of
     ``vectors`` (N, E) unit rows, one query at a time.
 
-    ``ids`` (N,) ascending are the rows' FAISS ids; ``library_index``, the library's own
-    ``IndexIDMap2`` over HNSW holding them, is searched instead of building an HNSW (a 2-core CPU
-    takes many minutes for millions of clips). IVF uses ``choose_index``'s list count capped at
-    ``max_ivf_lists`` (k-means cost), trained on at most 64 points per list.
+    ``ids`` (N,) ascending are the rows' FAISS ids. ``library``, the library's own ``ClipIndex``
+    holding them, is measured as searches use it: an HNSW one instead of building an HNSW (a 2-core
+    CPU takes many minutes for millions of clips), an IVF-PQ one through its exact re-ranking at
+    ``probe_factors`` times its probes. Past ``SIDE_INDEX_MAX`` clips nothing else is built (hours
+    of k-means), and exact search is timed on ``EXACT_TIMED_MAX`` queries (its recall is by
+    definition 1; the ground truth comes from one batched scan). IVF uses ``choose_index``'s list
+    count capped at ``max_ivf_lists`` (k-means cost), trained on at most 64 points per list.
     """
     import faiss
 
-    from vidseek.index.clips import HNSW_EF_CONSTRUCTION, HNSW_M, PQ_BITS, RERANK_FACTOR, choose_index, pq_codes
+    from vidseek.index.clips import (HNSW_EF_CONSTRUCTION, HNSW_M, PQ_BITS, RERANK_FACTOR, WINDOW_BITS, choose_index,
+                                     pq_codes)
 
     k = max(ks)
     n, dim = vectors.shape
-    flat = faiss.IndexFlatIP(dim)
-    flat.add(vectors)
-    exact, seconds = _timed_search(flat, queries, k)
-    rows = [{"index": "Flat (exact)", "kind": "flat", "param": None, "build_s": None, **summarise(seconds).to_dict(),
-             **{f"recall@{x}": 1.0 for x in ks}}]
-    inner = None if library_index is None else faiss.downcast_index(library_index.index)
-    if isinstance(inner, faiss.IndexHNSW):
-        hnsw, build_s = library_index, None
+    small = n <= SIDE_INDEX_MAX
+    _, exact = faiss.knn(queries, vectors, k, metric=faiss.METRIC_INNER_PRODUCT)  # no copy of the vectors
+    if small:
+        flat = faiss.IndexFlatIP(dim)
+        flat.add(vectors)
+        seconds = _timed_search(flat, queries, k)[1]
+        del flat
     else:
+        seconds = _timed_knn(vectors, queries[:EXACT_TIMED_MAX], k)
+    own = None if library is None else library.choice
+    rows = [{"index": "Flat (exact)", "kind": "flat", "param": None, "build_s": None, **summarise(seconds).to_dict(),
+             **{f"recall@{x}": 1.0 for x in ks}, "library": own is not None and own.kind == "flat"}]
+
+    def row_numbers(found: np.ndarray) -> np.ndarray:  # FAISS ids -> row numbers of ``vectors``
+        rows_of = np.minimum(np.searchsorted(ids, found), n - 1)
+        return np.where(ids[rows_of] == found, rows_of, -1)
+
+    if own is not None and own.kind == "ivfpq":
+        index = library.faiss_index
+        for probe in sorted({min(own.nlist, max(1, round(own.nprobe * f))) for f in probe_factors}):
+            index.nprobe = probe
+            found, seconds = [], []
+            for q in queries:
+                t0 = time.perf_counter()
+                _, video, window = library.search(q[None], k)
+                seconds.append(time.perf_counter() - t0)
+                found.append(np.where(video[0] < 0, -1, (video[0] << WINDOW_BITS) + window[0]))
+            found = row_numbers(np.array(found))
+            label = own.describe().replace(f"nprobe={own.nprobe}", f"nprobe={probe}")
+            rows.append({"index": label + (" (the library's)" if probe == own.nprobe else ""), "kind": "ivfpq",
+                         "param": probe, "build_s": None, "bytes_per_clip": own.pq_m * own.pq_bits / 8 + 8,
+                         **summarise(seconds).to_dict(),
+                         **{f"recall@{x}": round(_recall(found, exact, x), 4) for x in ks}, "library": probe == own.nprobe})
+        index.nprobe = own.nprobe
+    inner = faiss.downcast_index(library.faiss_index.index) if own is not None and own.kind == "hnsw" else None
+    ef_search = inner.hnsw.efSearch if inner is not None else 0
+    if inner is not None:
+        hnsw, build_s = library.faiss_index, None
+    elif small:
         inner = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
         inner.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
         t0 = time.perf_counter()
         inner.add(vectors)
         hnsw, build_s = inner, round(time.perf_counter() - t0, 2)
-    for ef in sorted({max(ef, k) for ef in hnsw_ef}):
+    for ef in sorted({max(ef, k) for ef in hnsw_ef}) if inner is not None else ():
         inner.hnsw.efSearch = ef
         found, seconds = _timed_search(hnsw, queries, k)
-        if hnsw is library_index:  # FAISS ids -> row numbers
-            rows_of = np.minimum(np.searchsorted(ids, found), n - 1)
-            found = np.where(ids[rows_of] == found, rows_of, -1)
+        if hnsw is not inner:
+            found = row_numbers(found)
         rows.append({"index": f"HNSW{HNSW_M} efSearch={ef}", "kind": "hnsw", "param": ef, "build_s": build_s,
-                     **summarise(seconds).to_dict(), **{f"recall@{x}": round(_recall(found, exact, x), 4) for x in ks}})
+                     **summarise(seconds).to_dict(), **{f"recall@{x}": round(_recall(found, exact, x), 4) for x in ks},
+                     "library": hnsw is not inner and ef == max(own.ef_search, k)})
+    if ef_search:
+        inner.hnsw.efSearch = ef_search  # left as searches use it
     nlist = min(max_ivf_lists, choose_index(max(n, 2), dim, flat_max=0, gpu=True, large="ivf").nlist)
-    if nlist >= 2:
+    if nlist >= 2 and small:
         quantizer = faiss.IndexFlatIP(dim)
         ivf = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
         sample = vectors[np.random.default_rng(0).permutation(n)[: 64 * nlist]]
@@ -308,8 +349,7 @@ def faiss_comparison(vectors: np.ndarray, ids: np.ndarray, queries: np.ndarray, 
         # IVF-PQ as the clip index builds it past HNSW_MAX_VECTORS: a shortlist of RERANK_FACTOR * k by
         # PQ distance, re-ranked by the exact inner product (here from the vectors in memory)
         m = pq_codes(dim)
-        bits = min(PQ_BITS, int(np.log2(len(sample))))  # k-means needs as many points as centroids
-        pq = faiss.IndexIVFPQ(faiss.IndexFlatIP(dim), dim, nlist, m, bits, faiss.METRIC_INNER_PRODUCT)
+        pq = faiss.IndexIVFPQFastScan(faiss.IndexFlatIP(dim), dim, nlist, m, PQ_BITS, faiss.METRIC_INNER_PRODUCT)
         t0 = time.perf_counter()
         pq.train(sample)
         pq.add(vectors)
@@ -325,7 +365,27 @@ def faiss_comparison(vectors: np.ndarray, ids: np.ndarray, queries: np.ndarray, 
                 order = np.argsort(-(vectors[cand] @ q), kind="stable")[:k]
                 seconds.append(time.perf_counter() - t0)
                 found.append(np.pad(cand[order], (0, k - len(order)), constant_values=-1))
-            rows.append({"index": f"IVF{nlist},PQ{m}x{bits} nprobe={probe}, re-ranked {short}", "kind": "ivfpq",
-                         "param": probe, "build_s": build_s, "bytes_per_clip": m * bits / 8 + 8, **summarise(seconds).to_dict(),
+            rows.append({"index": f"IVF{nlist},PQ{m}x{PQ_BITS}fs nprobe={probe}, re-ranked {short}", "kind": "ivfpq",
+                         "param": probe, "build_s": build_s, "bytes_per_clip": m * PQ_BITS / 8 + 8,
+                         **summarise(seconds).to_dict(),
                          **{f"recall@{x}": round(_recall(np.array(found), exact, x), 4) for x in ks}})
+    for row in rows:
+        row.setdefault("library", False)  # True: the library's own index as searches use it
     return rows
+
+
+def _timed_knn(vectors: np.ndarray, queries: np.ndarray, k: int) -> list[float]:
+    """Seconds of each single-query exact search over ``vectors`` (no index copy), one thread."""
+    import faiss
+
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    seconds = []
+    try:
+        for q in queries:
+            t0 = time.perf_counter()
+            faiss.knn(q[None], vectors, k, metric=faiss.METRIC_INNER_PRODUCT)
+            seconds.append(time.perf_counter() - t0)
+    finally:
+        faiss.omp_set_num_threads(threads)
+    return seconds

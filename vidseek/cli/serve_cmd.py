@@ -137,7 +137,7 @@ def serve_cmd(index_dir: Path | None, host: str, port: int, token: str | None, i
     log.addHandler(handler)
     log.setLevel(logging.INFO)
     log.propagate = False
-    n = len(app.state.live.call(lambda searcher: searcher.videos))
+    n = app.state.live.call(lambda searcher: len(searcher.videos))
     url = page_url(host, sock.getsockname()[1], token)
     click.echo(f"vidseek serve: {url}\n  index {shown(index_dir)}, {n} videos; press Ctrl+C to stop", err=False)
     if open_browser:

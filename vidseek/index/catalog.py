@@ -49,6 +49,9 @@ CATALOG_FILE = "catalog.sqlite"
 SCHEMA_VERSION = 1
 STATUSES = ("ok", "error", "pending")
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".wmv", ".flv")
+BUSY_TIMEOUT_MS = 10_000  # how long a statement waits for another connection's lock
+CHECKPOINT_WAIT_MS = 1_000  # how long the end-of-run checkpoint waits for readers' snapshots
+OK_KEY_MODULUS = 65_521  # ok_key: squares below 2**32, so the sum stays an integer up to 2**31 videos
 HASH_CHUNK = 1 << 20  # content_hash reads this much from the start and from the end of a file
 # Cache files of a removed or re-encoded video are kept this long for searches that listed it
 # before the change (a search opens the catalog, then reads the cache files of its candidates).
@@ -310,7 +313,7 @@ class Catalog:
             raise CatalogError(f"cannot open {self.path}: {exc.strerror or exc}; "
                                "choose a writable --index folder") from None
         try:
-            self._db.execute("PRAGMA busy_timeout = 10000")
+            self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             self._open_schema()
             if self.readonly:  # the first read is what needs the WAL index
                 self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()
@@ -323,8 +326,21 @@ class Catalog:
     def checkpoint(self) -> None:
         """Copy the WAL into the database file (a writer, at the end of a run), so that the file
         alone holds the index: a read-only copy of the folder, or a reader that cannot use the WAL,
-        sees everything."""
-        self._rows("checkpoint the catalog", "PRAGMA wal_checkpoint(TRUNCATE)")
+        sees everything. An open Searcher's ``snapshot`` holds back the part written after it
+        began; the checkpoint waits ``CHECKPOINT_WAIT_MS`` for it, then leaves that part to the
+        next run's checkpoint rather than stall this one."""
+        self._db.execute(f"PRAGMA busy_timeout = {CHECKPOINT_WAIT_MS}")
+        try:
+            self._rows("checkpoint the catalog", "PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+
+    def snapshot(self) -> None:
+        """Make every later read of this (read-only) connection see the catalog as it is now, until
+        ``close``: one read transaction (SQLite's WAL keeps what writers commit meanwhile apart).
+        A Searcher reads its rows when a search needs them, yet sees one consistent index."""
+        self._rows("read the catalog", "BEGIN")
+        self._rows("read the catalog", "SELECT count(*) FROM sqlite_master")
 
     def _open_schema(self) -> None:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
@@ -653,6 +669,22 @@ class Catalog:
         column, value = ("path", _db_path(check_relative(key))) if isinstance(key, str) else ("id", int(key))
         rows = self._rows("read a video", f"SELECT {_COLUMNS} FROM videos WHERE {column} = ?", (value,))
         return _video(rows[0]) if rows else None
+
+    def ok_ids(self) -> list[int]:
+        """Ids of the ``ok`` rows, ascending (one column: a million rows in a fraction of a second)."""
+        return [int(r[0]) for r in self._rows("read the video ids",
+                                              "SELECT id FROM videos WHERE status = 'ok' ORDER BY id")]
+
+    def ok_key(self) -> list[int]:
+        """[count, sum, sum of (id mod OK_KEY_MODULUS) squared] of the ``ok`` ids, counted in SQLite
+        (no row crosses into Python): a Searcher that finds its clip index's ``video_key`` (the
+        same sums) equal knows the index holds exactly the catalog's videos without listing either.
+        Equal keys mean equal sets but for contrived cases: ids only grow, so a set that kept its
+        count yet changed has other ids, and rarely the same sum and square sum."""
+        row = self._rows("read the video ids", "SELECT count(*), coalesce(sum(id), 0), "
+                         f"coalesce(sum((id % {OK_KEY_MODULUS}) * (id % {OK_KEY_MODULUS})), 0) "
+                         "FROM videos WHERE status = 'ok'")[0]
+        return [int(v) for v in row]
 
     def data_version(self) -> int:
         """SQLite's ``PRAGMA data_version`` of this connection: it changes when another connection

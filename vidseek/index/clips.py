@@ -3,7 +3,7 @@
 A clip is a window of a video's steps (``IndexSettings.windows``); its embedding (E,) is L2-normalised, so the
 inner product is the cosine similarity. FAISS ids are ``video_id * 2**20 + window_number``
 (``encode_ids`` / ``decode_ids``). The structure depends on the library size (``choose_index``):
-an ``IndexIDMap2`` over Flat (exact) or HNSW, or an ``IndexIVFFlat`` or ``IndexIVFPQ`` (re-ranked
+an ``IndexIDMap2`` over Flat (exact) or HNSW, or an ``IndexIVFFlat`` or ``IndexIVFPQFastScan`` (re-ranked
 exactly from the cached embeddings) that holds the ids itself (FAISS's IDMap cannot remove from IVF). The index is derived data: ``cache/<id>.clips.npy`` holds
 every video's embeddings, so it can always be rebuilt.
 """
@@ -22,6 +22,7 @@ import numpy as np
 from vidseek.index import IndexStorageError
 from vidseek.atomic import atomic_write
 from vidseek.index.cache import CacheError, FeatureCache, storage_errors
+from vidseek.index.catalog import OK_KEY_MODULUS
 
 INDEX_FILE = "clips.faiss"
 WINDOW_BITS = 20  # window numbers < 2**20 per video: 12 days of video at a 1 s stride
@@ -58,18 +59,22 @@ IVF_LISTS_PER_SQRT_N, IVF_MIN_POINTS_PER_LIST, IVF_PROBE_DIVISOR, IVF_MIN_PROBE 
 IVF_RETRAIN_GROWTH = 2.0
 # Above this many clips on CPU: IVF-PQ, because HNSW keeps every vector in float32 plus its graph
 # (~(4 * dim + 8 * M) bytes a clip: ~1 KB for 128-d, 17 GB for the 17M clips of a million videos),
-# while IVF-PQ keeps dim / 2 bytes of codes and an 8-byte id a clip (17M 128-d clips: ~1.2 GB).
-# Its distances are approximate, so it returns a shortlist of RERANK_FACTOR * k clips, re-ranked by
-# the exact cosine of the float16 embeddings in the cache (the clips' own file, memory-mapped).
-# Lists and probes as IVF-Flat: the re-ranking recovers what the codes lose, so recall follows the
-# probes (`vidseek bench`, 170k clips of 10k synthetic videos: recall@20 / @50 0.93 / 0.67 at 32
-# probes, 0.97 / 0.82 at 128, 0.99 / 0.94 at nlist / 4, equal to IVF-Flat's at each).
-# Measured on 4k clustered 32-d clips (40 videos of 100 windows, the worst case above: neighbours
-# are near-ties of one video's windows), recall against exact search, @10 / @50:
-#   dim/4 bytes, shortlist 4k: 0.74 / 0.87; 10k: 0.85 / 0.95; dim/2 bytes, 4k: 0.85 / 0.93;
-#   dim/2 bytes, 8k: 0.92 / 0.96 (chosen); dim bytes, 4k: 0.92 / 0.95.
+# while IVF-PQ keeps codes and an 8-byte id a clip. The codes are FAISS's fast-scan PQ: dim / 2
+# sub-quantizers of 4 bits (32 bytes for 128-d: 40 bytes a clip, ~0.7 GB at 17M), scanned with SIMD
+# lookups. Its distances are approximate, so it returns a shortlist of RERANK_FACTOR * k clips,
+# re-ranked by the exact cosine of the float16 embeddings in the cache (the clips' own file).
+# Measured on 1M clustered 128-d clips (60k videos of 17 windows, the bench's distribution), 200
+# queries near stored clips, one thread, re-ranked 400, recall@10 / @20 / @50 against exact search:
+#   PQ64x8 (64 bytes): nprobe 64: 0.95 / 0.86 / 0.52 at 0.9 ms; 256: 0.99 / 0.92 / 0.70 at 2.9 ms;
+#                      nlist / 4 (1009): 1.00 / 0.98 / 0.90 at 12.6 ms (~50 ns a code scanned)
+#   PQ64x4fs (32 bytes): the same recall to +-0.01 up to 512 probes (0.87 at nlist / 4) at
+#                      0.36 / 0.77 / 2.1 ms: ~6x faster a code, so it is the one built.
+# Recall follows the probes; the re-ranking recovers what the codes lose. Lists as IVF-Flat; probes
+# nlist / 4 too, but at most IVF_SCAN_CODES codes a query: at 17M clips nlist / 4 would scan 4M codes
+# (~20 ms even fast-scanned) for the ranks past 20, which are near-ties of unrelated clips.
 HNSW_MAX_VECTORS = 2_000_000
-PQ_DIMS_PER_CODE, PQ_BITS, RERANK_FACTOR = 2, 8, 8
+PQ_DIMS_PER_CODE, PQ_BITS, RERANK_FACTOR = 2, 4, 8
+IVF_SCAN_CODES = 1_000_000  # IVF-PQ: codes scanned a query at most (the probes' share of the clips)
 REBUILD_CHUNK = 100_000  # clips added at a time by a rebuild
 # An IVF rebuild trains its lists (and PQ codebooks) on a sample of whole videos, drawn with a fixed
 # seed, of at least this many clips per list (FAISS's k-means itself takes at most 256 a centroid),
@@ -128,12 +133,14 @@ class IndexChoice:
     m: int = 0  # HNSW: links per node
     ef_construction: int = 0  # HNSW: candidate list size while building
     ef_search: int = 0  # HNSW: candidate list size while searching (>= k)
-    pq_m: int = 0  # IVF-PQ: sub-quantizers (bytes of code per clip)
+    pq_m: int = 0  # IVF-PQ: sub-quantizers
+    pq_bits: int = 0  # IVF-PQ: bits a sub-quantizer (4: fast-scan codes)
 
     def describe(self) -> str:
         where = "GPU" if self.gpu else "CPU"
         if self.kind == "ivfpq":
-            return f"IVF{self.nlist},PQ{self.pq_m} nprobe={self.nprobe}, re-ranked exactly ({where})"
+            fast = "fs" if self.pq_bits == PQ_BITS else ""
+            return f"IVF{self.nlist},PQ{self.pq_m}x{self.pq_bits}{fast} nprobe={self.nprobe}, re-ranked exactly ({where})"
         if self.kind == "ivf":
             return f"IVF{self.nlist},Flat nprobe={self.nprobe} ({where})"
         if self.kind == "hnsw":
@@ -174,7 +181,7 @@ def choose_index(n_vectors: int, dim: int, flat_max: int = FLAT_MAX_VECTORS, gpu
     Flat (exact) up to ``flat_max`` vectors; above it ``large``: "auto" is HNSW on CPU up to
     ``hnsw_max`` vectors and IVF-PQ beyond, and IVF on GPU (see the constants above for parameters
     and measured recall). ``gpu=None`` searches on a GPU when faiss-gpu is installed and sees one;
-    HNSW always runs on CPU.
+    HNSW and IVF-PQ (fast-scan codes, which FAISS's GPU index does not take) always run on CPU.
 
     >>> choose_index(1000, 256, gpu=False).describe()
     'Flat, exact (CPU)'
@@ -185,7 +192,9 @@ def choose_index(n_vectors: int, dim: int, flat_max: int = FLAT_MAX_VECTORS, gpu
     >>> choose_index(1_000_000, 256, gpu=True).describe()
     'IVF4000,Flat nprobe=1000 (GPU)'
     >>> choose_index(17_000_000, 128, gpu=False).describe()
-    'IVF16492,PQ64 nprobe=4123, re-ranked exactly (CPU)'
+    'IVF16492,PQ64x4fs nprobe=970, re-ranked exactly (CPU)'
+    >>> choose_index(170_000, 128, gpu=False, large="ivfpq").describe()
+    'IVF1649,PQ64x4fs nprobe=412, re-ranked exactly (CPU)'
     """
     if dim < 1:
         raise ValueError(f"dim must be >= 1, got {dim}")
@@ -201,7 +210,8 @@ def choose_index(n_vectors: int, dim: int, flat_max: int = FLAT_MAX_VECTORS, gpu
     nlist = max(1, min(round(IVF_LISTS_PER_SQRT_N * math.sqrt(n_vectors)), n_vectors // IVF_MIN_POINTS_PER_LIST))
     nprobe = min(nlist, max(IVF_MIN_PROBE, nlist // IVF_PROBE_DIVISOR))
     if pq:
-        return IndexChoice("ivfpq", gpu, nlist=nlist, nprobe=nprobe, pq_m=pq_codes(dim))
+        nprobe = min(nprobe, max(IVF_MIN_PROBE, IVF_SCAN_CODES * nlist // n_vectors))
+        return IndexChoice("ivfpq", False, nlist=nlist, nprobe=nprobe, pq_m=pq_codes(dim), pq_bits=PQ_BITS)
     return IndexChoice("ivf", gpu, nlist=nlist, nprobe=nprobe)
 
 
@@ -213,8 +223,8 @@ def _build(choice: IndexChoice, dim: int, train: np.ndarray | None = None):
     if choice.kind in IVF_KINDS:
         quantizer = faiss.IndexFlatIP(dim)
         if choice.kind == "ivfpq":
-            bits = min(PQ_BITS, int(np.log2(max(len(train), 2))))  # k-means needs as many points as centroids
-            index = faiss.IndexIVFPQ(quantizer, dim, choice.nlist, choice.pq_m, bits, faiss.METRIC_INNER_PRODUCT)
+            index = faiss.IndexIVFPQFastScan(quantizer, dim, choice.nlist, choice.pq_m, choice.pq_bits,
+                                             faiss.METRIC_INNER_PRODUCT)
         else:
             index = faiss.IndexIVFFlat(quantizer, dim, choice.nlist, faiss.METRIC_INNER_PRODUCT)
         index.own_fields = True
@@ -323,6 +333,14 @@ class ClipIndex:
     def video_ids(self) -> set[int]:
         """Ids of the videos that have clips in the index."""
         return set(self._video_set())
+
+    def video_key(self) -> list[int]:
+        """``Catalog.ok_key`` of the videos in the index, from their window-0 clips (every video has
+        one): no sort, so a reader checks 17M clips against the catalog in a fraction of a second."""
+        ids = self.ids()
+        videos = ids[(ids & (MAX_WINDOWS - 1)) == 0] >> WINDOW_BITS
+        rest = videos % OK_KEY_MODULUS
+        return [int(videos.size), int(videos.sum()), int((rest * rest).sum())]
 
     def _video_set(self) -> set[int]:
         """The index's own set of video ids (not a copy: do not change it)."""
@@ -620,8 +638,9 @@ def _choice_of(index, gpu: bool) -> IndexChoice:
     """The ``IndexChoice`` describing a loaded index, with vidseek's search parameters applied."""
     import faiss
 
-    if isinstance(index, faiss.IndexIVFPQ):
-        return IndexChoice("ivfpq", gpu, nlist=int(index.nlist), nprobe=int(index.nprobe), pq_m=int(index.pq.M))
+    if isinstance(index, (faiss.IndexIVFPQ, faiss.IndexIVFPQFastScan)):  # 8-bit codes: built before fast-scan
+        return IndexChoice("ivfpq", False, nlist=int(index.nlist), nprobe=int(index.nprobe), pq_m=int(index.pq.M),
+                           pq_bits=int(index.pq.nbits))
     if isinstance(index, faiss.IndexIVF):
         return IndexChoice("ivf", gpu, nlist=int(index.nlist), nprobe=int(index.nprobe))
     inner = faiss.downcast_index(index.index)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 import time
 import warnings
+from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -27,7 +29,7 @@ from vidseek.engine.video import file_times
 from vidseek.errors import VidseekError
 from vidseek.index import integrity
 from vidseek.index.cache import CacheError, FeatureCache
-from vidseek.index.catalog import Catalog, printable
+from vidseek.index.catalog import Catalog, UnsafePath, Video, printable
 from vidseek.index.clips import ClipIndex
 from vidseek.spans import temporal_nms
 
@@ -195,6 +197,54 @@ class _IndexChanged(Exception):
     Searcher read it (``Searcher.search`` reads it again and retries once)."""
 
 
+class CatalogVideos(Mapping):
+    """The ``ok`` videos of a catalog by id, each row read when first asked for and kept (up to
+    ``keep`` rows): a library of a million videos opens without reading them all. ``by_path`` finds
+    one by its catalog path; iterating lists the ids (one column)."""
+
+    def __init__(self, catalog: Catalog, keep: int = 65_536):
+        self._catalog, self._keep = catalog, keep
+        self._rows: OrderedDict[int, Video | None] = OrderedDict()
+        self._len: int | None = None
+
+    def _row(self, video_id: int) -> Video | None:
+        try:
+            self._rows.move_to_end(video_id)
+            return self._rows[video_id]
+        except KeyError:
+            row = self._catalog.video(int(video_id))
+            row = row if row is not None and row.status == "ok" else None
+            self._rows[video_id] = row
+            if len(self._rows) > self._keep:
+                self._rows.popitem(last=False)
+            return row
+
+    def __getitem__(self, video_id: int) -> Video:
+        row = self._row(video_id)
+        if row is None:
+            raise KeyError(video_id)
+        return row
+
+    def __contains__(self, video_id) -> bool:
+        return isinstance(video_id, (int, np.integer)) and self._row(int(video_id)) is not None
+
+    def __iter__(self):
+        return iter(self._catalog.ok_ids())
+
+    def __len__(self) -> int:
+        if self._len is None:
+            self._len = self._catalog.ok_key()[0]
+        return self._len
+
+    def by_path(self, path: str) -> Video | None:
+        """The ok video at this catalog path, or None."""
+        try:
+            row = self._catalog.video(path)
+        except UnsafePath:  # not a catalog path (absolute, or leaving the root)
+            return None
+        return row if row is not None and row.status == "ok" else None
+
+
 class Searcher:
     """Searches an index built by ``vidseek index`` with the bundle it was built with.
 
@@ -229,6 +279,7 @@ class Searcher:
         catalog = Catalog(index_dir, readonly=True)
         try:
             data_version = catalog.data_version()
+            catalog.snapshot()  # rows are read as searches need them, from the index as it is now
             settings = catalog.settings()
             bundle, grounder = self.bundle, self.grounder
             if bundle is None or settings.fingerprint != bundle.fingerprint:
@@ -236,12 +287,14 @@ class Searcher:
                 catalog.check_fingerprint(bundle.fingerprint)
                 grounder = Grounder(bundle, self._backend)
             clips = ClipIndex(index_dir, int(settings.dim))
-            if not self._distrust_clips:
-                clips.load()
-            videos = {v.id: v for v in catalog.videos("ok")}
-            lagging = [v for vid, v in videos.items() if vid not in clips.video_ids()]
-            unfit = integrity.damaged_videos(lagging, settings, clips.embeddings)  # reconcile reads these files
-            clips.reconcile(v for v in videos if v not in unfit)
+            loaded = clips.load() if not self._distrust_clips else False
+            unfit = {}
+            if not (loaded and clips.video_key() == catalog.ok_key()):  # else it holds the catalog's videos
+                held = clips.video_ids()
+                lagging = [v for v in catalog.videos("ok") if v.id not in held]
+                unfit = integrity.damaged_videos(lagging, settings, clips.embeddings)  # reconcile reads these files
+                clips.reconcile(v for v in catalog.ok_ids() if v not in unfit)
+            videos = CatalogVideos(catalog)
         except BaseException:
             catalog.close()
             raise
@@ -252,8 +305,6 @@ class Searcher:
         self.rate = float(settings.rate)
         self.states, self.clips, self.videos = FeatureCache(index_dir, "states"), clips, videos
         self.gaps = catalog.gaps()  # video id -> the gaps cut out of its footage (few videos have any)
-        self._paths = {v.path for v in videos.values()}
-        self._ids = {v.path: vid for vid, v in videos.items()}
         self._seen = (signature, data_version)
         self.damaged: dict[int, str] = {}
         if old is not None:
@@ -524,12 +575,13 @@ class Searcher:
     def video_id(self, video: str | os.PathLike) -> int | None:
         """The catalog id of an indexed (ok) video given as ``catalog_path`` takes it; None when it is none."""
         path = self.catalog_path(video)
-        return None if path is None else self._ids.get(path)
+        return None if path is None else self.videos.by_path(path).id
 
     def catalog_path(self, video: str | os.PathLike) -> str | None:
         """The catalog path of an indexed video given as the catalog lists it, or as a path on disk
         (absolute, or relative to the working directory) inside the library; None when it is none."""
-        return catalog_path(video, self.settings.root, self._paths)
+        rows = (self.videos.by_path(p) for p in path_candidates(video, self.settings.root))
+        return next((row.path for row in rows if row is not None), None)
 
     def _stale(self, video_id: int) -> str | None:
         """"deleted" or "changed" when the file of an ok video is gone or differs (size, mtime) from
@@ -564,13 +616,6 @@ class Searcher:
                                  text["tokens"][0], duration)
         return [{"text": _phrase_text(p["words"]), "start": round(offset + p["span"][0], 2),
                  "end": round(offset + p["span"][1], 2), "weight": p["weight"]} for p in decoded]
-
-
-def catalog_path(video: str | os.PathLike, root: str | None, paths) -> str | None:
-    """The one of ``paths`` (catalog paths of videos under the library ``root``) that ``video`` names,
-    as the catalog lists it or as a path on disk (absolute, or relative to the working directory);
-    None when it names none of them."""
-    return next((p for p in path_candidates(video, root) if p in paths), None)
 
 
 def path_candidates(video: str | os.PathLike, root: str | None) -> list[str]:
