@@ -70,7 +70,7 @@ def test_bench_reports_every_part_side_by_side(excl_world, tmp_path, invoke):
         assert 1 <= q["moments"] <= 10 and 0 < q["head_rows"] <= q["head_steps"]
     assert lib["naive"]["videos_measured"] == 20 and lib["naive"]["extrapolated"]
     kinds = {row["kind"] for row in lib["faiss"]}
-    assert kinds == {"flat", "hnsw", "ivf", "ivfpq"}
+    assert kinds == {"flat", "hnsw", "ivf", "ivfsq", "ivfpq"}
     for row in lib["faiss"]:
         assert 0.0 <= row["recall@10"] <= 1.0 and 0.0 <= row["recall@50"] <= 1.0
     assert next(row for row in lib["faiss"] if row["kind"] == "flat")["recall@50"] == 1.0

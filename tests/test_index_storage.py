@@ -380,11 +380,11 @@ def test_flat_search_finds_the_planted_window_exactly(tmp_path):
     assert (v[0, 240:] == -1).all() and np.isneginf(s[0, 240:]).all() and (w[0, 240:] == -1).all()
 
 
-@pytest.mark.parametrize("large", ["auto", "ivf", "ivfpq"])  # auto is HNSW on CPU; IVF the GPU's; IVF-PQ past HNSW
+@pytest.mark.parametrize("large", ["auto", "ivf", "ivfsq", "ivfpq"])  # auto: HNSW on CPU; IVF the GPU's; SQ8 past HNSW
 def test_index_above_the_threshold_keeps_recall(tmp_path, large):
     emb = clustered(30, 100, 32, seed=3)  # 3000 vectors
     index = ClipIndex(tmp_path, 32, flat_max=1000, gpu=False, large=large)
-    kind = {"auto": "hnsw", "ivf": "ivf", "ivfpq": "ivfpq"}[large]
+    kind = {"auto": "hnsw"}.get(large, large)
     assert choose_index(3000, 32, flat_max=1000, gpu=False, large=large).kind == kind
     vectors, ids = fill(index, emb)  # one video at a time, as the writer does
     assert index.choice.kind == kind  # switched from Flat past flat_max
@@ -398,7 +398,7 @@ def test_index_above_the_threshold_keeps_recall(tmp_path, large):
     assert recall >= (0.9 if kind == "ivfpq" else 0.95), f"{index.choice.describe()}: recall@10 {recall:.3f}"
 
 
-@pytest.mark.parametrize("large", ["flat", "ivf", "hnsw", "ivfpq"])
+@pytest.mark.parametrize("large", ["flat", "ivf", "hnsw", "ivfsq", "ivfpq"])
 def test_removed_video_is_never_returned(tmp_path, large):
     emb = clustered(12, 100, 16, seed=5)
     index = ClipIndex(tmp_path, 16, flat_max=10**9 if large == "flat" else 500, gpu=False,
@@ -580,11 +580,15 @@ def test_index_package_imports_without_torch():
     assert r.returncode == 0, r.stderr
 
 
-def test_ivfpq_past_the_hnsw_limit_reranks_exactly_and_survives_a_reload(tmp_path):
-    emb = clustered(40, 100, 32, seed=8)  # 4000 vectors: Flat to 1000, HNSW to 2000, then IVF-PQ
-    index = ClipIndex(tmp_path, 32, flat_max=1000, gpu=False, hnsw_max=2000)
+@pytest.mark.parametrize("large", ["auto", "ivfpq"])  # auto past hnsw_max: IVF-SQ8
+def test_ivf_past_the_hnsw_limit_scores_exactly_and_survives_a_reload(tmp_path, large):
+    emb = clustered(40, 100, 32, seed=8)  # 4000 vectors: Flat to 1000, HNSW to 2000, then IVF-SQ8 (or IVF-PQ)
+    index = ClipIndex(tmp_path, 32, flat_max=1000, gpu=False, hnsw_max=2000, large=large)
     vectors, ids = fill(index, emb)
-    assert index.choice.kind == "ivfpq" and index.choice.pq_m == 16 and "re-ranked" in index.choice.describe()
+    if large == "ivfpq":
+        assert index.choice.kind == "ivfpq" and index.choice.pq_m == 16 and "re-ranked" in index.choice.describe()
+    else:
+        assert index.choice.kind == "ivfsq" and "SQ8" in index.choice.describe()
     rng = np.random.default_rng(9)
     queries = vectors[rng.integers(0, len(vectors), 200)] + 0.3 * rng.standard_normal((200, 32)).astype(np.float32)
     scores, video, window = index.search(queries, k=50)
@@ -594,23 +598,28 @@ def test_ivfpq_past_the_hnsw_limit_reranks_exactly_and_survives_a_reload(tmp_pat
     assert recall >= 0.95, f"recall@50 {recall:.3f}"
     unit = queries / np.linalg.norm(queries, axis=1, keepdims=True)
     stored = {int(i): v for i, v in zip(ids, vectors / np.linalg.norm(vectors, axis=1, keepdims=True))}
-    np.testing.assert_allclose(scores[:, 0], [stored[int(i)] @ u for i, u in zip(found[:, 0], unit)], atol=2e-3)
-    assert (np.diff(scores, axis=1) <= 1e-6).all()  # the re-ranked order is the exact one
+    np.testing.assert_allclose(scores[:, 0], [stored[int(i)] @ u for i, u in zip(found[:, 0], unit)], atol=5e-3)
+    assert (np.diff(scores, axis=1) <= 1e-6).all()  # best first
     index.save()
-    loaded = ClipIndex(tmp_path, 32, flat_max=1000, gpu=False, hnsw_max=2000)
-    assert loaded.load() and loaded.choice == index.choice
+    loaded = ClipIndex(tmp_path, 32, flat_max=1000, gpu=False, hnsw_max=2000, large=large)
+    assert loaded.load(mmap=True) and loaded.choice == index.choice and loaded._mapped
     for a, b in zip(index.search(queries[:20], k=10), loaded.search(queries[:20], k=10)):
         np.testing.assert_array_equal(a, b)
     more = clustered(4, 100, 32, seed=10)
-    for v, e in enumerate(more, start=41):  # incremental adds keep the trained quantizer
+    for v, e in enumerate(more, start=41):  # incremental adds keep the trained quantizer (read into memory first)
         loaded.add(v, e)
-    assert loaded.choice.kind == "ivfpq" and loaded.ntotal == 4400
+    assert loaded.choice.kind == index.choice.kind and loaded.ntotal == 4400 and not loaded._mapped
     _, video, _ = loaded.search(more[:, 0], k=5)
     assert (video[:, 0] == np.arange(41, 45)).all()
-    loaded.embeddings.path(41).unlink()  # a lost clips file and a truncated one: their clips drop out
-    loaded.embeddings.put(42, more[1, :10])
-    _, video, window = loaded.search(more[:, 0], k=5)
-    assert 41 not in video and not ((video == 42) & (window >= 10)).any() and (video[2:, 0] == [43, 44]).all()
+    mapped = ClipIndex(tmp_path, 32, flat_max=1000, gpu=False, hnsw_max=2000, large=large)
+    assert mapped.load(mmap=True) and mapped._mapped
+    mapped.remove_video(3)  # a change to mapped lists reads them into memory first (FAISS would abort)
+    assert not mapped._mapped and mapped.ntotal == 3900 and 3 not in mapped.video_ids()
+    if large == "ivfpq":  # the re-ranking reads the cache: a lost clips file and a truncated one drop out
+        loaded.embeddings.path(41).unlink()
+        loaded.embeddings.put(42, more[1, :10])
+        _, video, window = loaded.search(more[:, 0], k=5)
+        assert 41 not in video and not ((video == 42) & (window >= 10)).any() and (video[2:, 0] == [43, 44]).all()
 
 
 def test_an_ivf_rebuild_trains_on_a_sample_of_whole_videos_and_keeps_recall(tmp_path, monkeypatch):
@@ -622,12 +631,12 @@ def test_an_ivf_rebuild_trains_on_a_sample_of_whole_videos_and_keeps_recall(tmp_
     real_build = clips_module._build
     monkeypatch.setattr(clips_module, "_build", lambda choice, dim, train=None: (
         trained.append(None if train is None else len(train)), real_build(choice, dim, train))[1])
-    emb = clustered(40, 100, 32, seed=8)  # 4000 clips: IVF-PQ past hnsw_max
+    emb = clustered(40, 100, 32, seed=8)  # 4000 clips: IVF-SQ8 past hnsw_max
     index = ClipIndex(tmp_path, 32, flat_max=1000, gpu=False, hnsw_max=2000)
     vectors, ids = fill(index, emb)
     trained.clear()
     index.rebuild()
-    assert index.choice.kind == "ivfpq" and index.ntotal == 4000
+    assert index.choice.kind == "ivfsq" and index.ntotal == 4000
     assert trained == [3000]  # 30 whole videos of 100 clips, not all 4000
     assert not index._needs_new_structure()  # trained for the whole library: no retraining at once
     rng = np.random.default_rng(9)

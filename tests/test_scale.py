@@ -78,11 +78,13 @@ def test_a_searcher_sees_the_catalog_as_it_opened_it_until_reopened(indexed):
             s.videos[gone]
 
 
-def test_ivfpq_scans_a_bounded_share_of_a_large_library():
-    small, large = choose_index(170_000, 128, gpu=False, large="ivfpq"), choose_index(17_000_000, 128, gpu=False)
+def test_a_million_videos_get_ivf_sq8_scanning_a_bounded_share():
+    small, large = choose_index(170_000, 128, gpu=False, large="ivfsq"), choose_index(17_000_000, 128, gpu=False)
     assert small.nprobe == small.nlist // 4  # small libraries: a quarter of the lists
-    assert large.kind == "ivfpq" and large.pq_bits == 4 and not large.gpu
-    assert large.nprobe * 17_000_000 / large.nlist <= IVF_SCAN_CODES  # ~1M codes, not a quarter of 17M
+    assert large.kind == "ivfsq" and not large.gpu
+    assert large.nprobe * 17_000_000 / large.nlist <= IVF_SCAN_CODES  # ~600k clips, not a quarter of 17M
+    pq = choose_index(17_000_000, 128, gpu=False, large="ivfpq")
+    assert pq.kind == "ivfpq" and pq.pq_bits == 4 and pq.nprobe == large.nprobe
 
 
 def test_an_ivfpq_index_with_8_bit_codes_still_loads_and_searches(tmp_path):
@@ -113,18 +115,20 @@ def test_an_ivfpq_index_with_8_bit_codes_still_loads_and_searches(tmp_path):
     assert loaded.ntotal == 4100 and 41 in loaded.video_ids()
 
 
-def test_the_faiss_comparison_measures_the_librarys_own_ivfpq(tmp_path):
+@pytest.mark.parametrize("kind", ["ivfsq", "ivfpq"])
+def test_the_faiss_comparison_measures_the_librarys_own_ivf(tmp_path, kind):
     from vidseek.bench.stages import faiss_comparison, near_queries
 
     emb = clustered(40, 100, 32, seed=8)
-    index = ClipIndex(tmp_path, 32, flat_max=1000, gpu=False, hnsw_max=2000)
+    index = ClipIndex(tmp_path, 32, flat_max=1000, gpu=False, hnsw_max=2000, large=kind)
     fill(index, emb)
     ids = np.sort(index.ids())
     vectors = np.concatenate([index.embeddings.get(v, shape=(100, 32)) for v in range(1, 41)]).astype(np.float32)
     queries = near_queries(vectors, 30)
     rows = faiss_comparison(vectors, ids, queries, (10, 50), library=index)
-    own = [r for r in rows if r["kind"] == "ivfpq" and "re-ranked exactly" in r["index"]]
+    own = [r for r in rows if r["kind"] == kind and "nprobe=" in r["index"] and r["build_s"] is None]
     assert len(own) >= 3 and sum("(the library's)" in r["index"] for r in own) == 1
+    assert [r["library"] for r in rows].count(True) == 1
     assert own[-1]["recall@10"] >= 0.9 and own[0]["recall@50"] <= own[-1]["recall@50"]  # recall follows the probes
     assert index.faiss_index.nprobe == index.choice.nprobe  # left as searches use it
-    assert {r["kind"] for r in rows} == {"flat", "hnsw", "ivf", "ivfpq"}  # small: the side indexes are built too
+    assert {r["kind"] for r in rows} == {"flat", "hnsw", "ivf", "ivfsq", "ivfpq"}  # small: side indexes built too

@@ -259,13 +259,13 @@ def faiss_comparison(vectors: np.ndarray, ids: np.ndarray, queries: np.ndarray, 
                      library=None, hnsw_ef: tuple[int, ...] = (64, 128, 256, 512),
                      ivf_probe: tuple[int, ...] = (8, 32, 128), max_ivf_lists: int = 2048,
                      probe_factors: tuple[float, ...] = (0.25, 0.5, 1, 2, 4)) -> list[dict]:
-    """Per-query latency and recall@k against exact search of Flat, HNSW, IVF-Flat and IVF-PQ (re-ranked) indexes of
+    """Per-query latency and recall@k against exact search of Flat, HNSW, IVF-Flat, IVF-SQ8 and IVF-PQ (re-ranked) indexes of
     ``vectors`` (N, E) unit rows, one query at a time.
 
     ``ids`` (N,) ascending are the rows' FAISS ids. ``library``, the library's own ``ClipIndex``
     holding them, is measured as searches use it: an HNSW one instead of building an HNSW (a 2-core
-    CPU takes many minutes for millions of clips), an IVF-PQ one through its exact re-ranking at
-    ``probe_factors`` times its probes. Past ``SIDE_INDEX_MAX`` clips nothing else is built (hours
+    CPU takes many minutes for millions of clips), an IVF-SQ8 or IVF-PQ one through its own search
+    (IVF-PQ's re-ranking included) at ``probe_factors`` times its probes. Past ``SIDE_INDEX_MAX`` clips nothing else is built (hours
     of k-means), and exact search is timed on ``EXACT_TIMED_MAX`` queries (its recall is by
     definition 1; the ground truth comes from one batched scan). IVF uses ``choose_index``'s list
     count capped at ``max_ivf_lists`` (k-means cost), trained on at most 64 points per list.
@@ -294,7 +294,7 @@ def faiss_comparison(vectors: np.ndarray, ids: np.ndarray, queries: np.ndarray, 
         rows_of = np.minimum(np.searchsorted(ids, found), n - 1)
         return np.where(ids[rows_of] == found, rows_of, -1)
 
-    if own is not None and own.kind == "ivfpq":
+    if own is not None and own.kind in ("ivfsq", "ivfpq"):
         index = library.faiss_index
         for probe in sorted({min(own.nlist, max(1, round(own.nprobe * f))) for f in probe_factors}):
             index.nprobe = probe
@@ -306,8 +306,9 @@ def faiss_comparison(vectors: np.ndarray, ids: np.ndarray, queries: np.ndarray, 
                 found.append(np.where(video[0] < 0, -1, (video[0] << WINDOW_BITS) + window[0]))
             found = row_numbers(np.array(found))
             label = own.describe().replace(f"nprobe={own.nprobe}", f"nprobe={probe}")
-            rows.append({"index": label + (" (the library's)" if probe == own.nprobe else ""), "kind": "ivfpq",
-                         "param": probe, "build_s": None, "bytes_per_clip": own.pq_m * own.pq_bits / 8 + 8,
+            code_bytes = own.pq_m * own.pq_bits / 8 if own.kind == "ivfpq" else dim
+            rows.append({"index": label + (" (the library's)" if probe == own.nprobe else ""), "kind": own.kind,
+                         "param": probe, "build_s": None, "bytes_per_clip": code_bytes + 8,
                          **summarise(seconds).to_dict(),
                          **{f"recall@{x}": round(_recall(found, exact, x), 4) for x in ks}, "library": probe == own.nprobe})
         index.nprobe = own.nprobe
@@ -333,19 +334,25 @@ def faiss_comparison(vectors: np.ndarray, ids: np.ndarray, queries: np.ndarray, 
         inner.hnsw.efSearch = ef_search  # left as searches use it
     nlist = min(max_ivf_lists, choose_index(max(n, 2), dim, flat_max=0, gpu=True, large="ivf").nlist)
     if nlist >= 2 and small:
-        quantizer = faiss.IndexFlatIP(dim)
-        ivf = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
         sample = vectors[np.random.default_rng(0).permutation(n)[: 64 * nlist]]
-        t0 = time.perf_counter()
-        ivf.train(sample)
-        ivf.add(vectors)
-        build_s = round(time.perf_counter() - t0, 2)
-        for probe in sorted({min(p, nlist) for p in (*ivf_probe, max(1, nlist // 4))}):
-            ivf.nprobe = probe
-            found, seconds = _timed_search(ivf, queries, k)
-            rows.append({"index": f"IVF{nlist},Flat nprobe={probe}", "kind": "ivf", "param": probe, "build_s": build_s,
-                         **summarise(seconds).to_dict(), **{f"recall@{x}": round(_recall(found, exact, x), 4) for x in ks}})
-        del ivf
+        for kind, name in (("ivf", "Flat"), ("ivfsq", "SQ8")):
+            if kind == "ivf":
+                ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+            else:
+                ivf = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(dim), dim, nlist,
+                                                    faiss.ScalarQuantizer.QT_8bit_uniform, faiss.METRIC_INNER_PRODUCT, False)
+            t0 = time.perf_counter()
+            ivf.train(sample)
+            ivf.add(vectors)
+            build_s = round(time.perf_counter() - t0, 2)
+            for probe in sorted({min(p, nlist) for p in (*ivf_probe, max(1, nlist // 4))}):
+                ivf.nprobe = probe
+                found, seconds = _timed_search(ivf, queries, k)
+                rows.append({"index": f"IVF{nlist},{name} nprobe={probe}", "kind": kind, "param": probe,
+                             "build_s": build_s, "bytes_per_clip": (4 * dim if kind == "ivf" else dim) + 8,
+                             **summarise(seconds).to_dict(),
+                             **{f"recall@{x}": round(_recall(found, exact, x), 4) for x in ks}})
+            del ivf
         # IVF-PQ as the clip index builds it past HNSW_MAX_VECTORS: a shortlist of RERANK_FACTOR * k by
         # PQ distance, re-ranked by the exact inner product (here from the vectors in memory)
         m = pq_codes(dim)

@@ -57,24 +57,27 @@ HNSW_EF_SMALL_N, HNSW_EF_SEARCH_LARGE = 100_000, 512
 # because new clusters kept arriving after training (one training on all 40k gives 0.99).
 IVF_LISTS_PER_SQRT_N, IVF_MIN_POINTS_PER_LIST, IVF_PROBE_DIVISOR, IVF_MIN_PROBE = 4, 39, 4, 32
 IVF_RETRAIN_GROWTH = 2.0
-# Above this many clips on CPU: IVF-PQ, because HNSW keeps every vector in float32 plus its graph
+# Above this many clips on CPU: IVF-SQ8, because HNSW keeps every vector in float32 plus its graph
 # (~(4 * dim + 8 * M) bytes a clip: ~1 KB for 128-d, 17 GB for the 17M clips of a million videos),
-# while IVF-PQ keeps codes and an 8-byte id a clip. The codes are FAISS's fast-scan PQ: dim / 2
-# sub-quantizers of 4 bits (32 bytes for 128-d: 40 bytes a clip, ~0.7 GB at 17M), scanned with SIMD
-# lookups. Its distances are approximate, so it returns a shortlist of RERANK_FACTOR * k clips,
-# re-ranked by the exact cosine of the float16 embeddings in the cache (the clips' own file).
-# Measured on 1M clustered 128-d clips (60k videos of 17 windows, the bench's distribution), 200
-# queries near stored clips, one thread, re-ranked 400, recall@10 / @20 / @50 against exact search:
-#   PQ64x8 (64 bytes): nprobe 64: 0.95 / 0.86 / 0.52 at 0.9 ms; 256: 0.99 / 0.92 / 0.70 at 2.9 ms;
-#                      nlist / 4 (1009): 1.00 / 0.98 / 0.90 at 12.6 ms (~50 ns a code scanned)
-#   PQ64x4fs (32 bytes): the same recall to +-0.01 up to 512 probes (0.87 at nlist / 4) at
-#                      0.36 / 0.77 / 2.1 ms: ~6x faster a code, so it is the one built.
-# Recall follows the probes; the re-ranking recovers what the codes lose. Lists as IVF-Flat; probes
-# nlist / 4 too, but at most IVF_SCAN_CODES codes a query: at 17M clips nlist / 4 would scan 4M codes
-# (~20 ms even fast-scanned) for the ranks past 20, which are near-ties of unrelated clips.
+# while IVF-SQ8 keeps each clip as dim bytes (8-bit scalar quantization) and an 8-byte id (136 bytes
+# for 128-d: 2.3 GB at 17M). Its inner products are within ~1e-3 of the exact ones, so it needs no
+# re-ranking: a search reads nothing but the index. Measured on 1M clustered 128-d clips (60k
+# videos of 17 windows, the bench's distribution), 200 queries near stored clips, one thread,
+# recall@10 / @20 / @50 against exact search, by lists probed of 4039:
+#   IVF-SQ8:            64: 0.94 / 0.86 / 0.52 at 0.41 ms; 256: 0.98 / 0.92 / 0.70 at 1.4 ms;
+#                       512: 0.98 / 0.95 / 0.80 at 2.8 ms; 1009: 0.99 / 0.98 / 0.90 at 5.3 ms (~20 ns a code)
+#   IVF-PQ64x4fs, the shortlist of 400 re-ranked from float16 vectors in memory: the same recall
+#                       (+-0.01) at 0.36 / 0.77 / 1.3 / 2.1 ms (~8 ns a code), and 40 bytes a clip;
+#   IVF-PQ64x8, re-ranked alike: the same recall at 0.9 / 2.9 / 5.4 / 12.6 ms.
+# IVF-PQ's re-ranking reads each shortlisted clip's float16 embeddings from its video's file in the
+# cache: on a million videos those are ~400 files a query that the page cache rarely holds (measured:
+# ~0.5 ms a cold file, 200 ms a query), so past HNSW the default is IVF-SQ8; IVF-PQ (large="ivfpq")
+# remains for machines whose memory cannot hold 136 bytes a clip. Recall follows the probes: lists as
+# IVF-Flat, probes nlist / 4 too, but at most IVF_SCAN_CODES clips a query: at 17M clips nlist / 4
+# would scan 4M (~80 ms) for the ranks past 20, which are near-ties of unrelated clips.
 HNSW_MAX_VECTORS = 2_000_000
 PQ_DIMS_PER_CODE, PQ_BITS, RERANK_FACTOR = 2, 4, 8
-IVF_SCAN_CODES = 1_000_000  # IVF-PQ: codes scanned a query at most (the probes' share of the clips)
+IVF_SCAN_CODES = 600_000  # IVF-SQ8 / IVF-PQ on CPU: clips scanned a query at most (the probes' share)
 REBUILD_CHUNK = 100_000  # clips added at a time by a rebuild
 # An IVF rebuild trains its lists (and PQ codebooks) on a sample of whole videos, drawn with a fixed
 # seed, of at least this many clips per list (FAISS's k-means itself takes at most 256 a centroid),
@@ -83,8 +86,8 @@ REBUILD_CHUNK = 100_000  # clips added at a time by a rebuild
 IVF_TRAIN_PER_LIST, IVF_TRAIN_MIN = 64, 65_536
 # Fewer queries than this are searched on one OpenMP thread (FAISS parallelises over queries).
 SERIAL_QUERIES = 2
-LARGE_KINDS = ("auto", "hnsw", "ivf", "ivfpq")
-IVF_KINDS = ("ivf", "ivfpq")  # trained on the vectors they hold: re-trained as the library grows
+LARGE_KINDS = ("auto", "hnsw", "ivf", "ivfsq", "ivfpq")
+IVF_KINDS = ("ivf", "ivfsq", "ivfpq")  # trained on the vectors they hold: re-trained as the library grows
 
 
 class ClipIndexError(IndexStorageError):
@@ -126,7 +129,8 @@ def decode_ids(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 class IndexChoice:
     """Which FAISS structure to build for ``n`` vectors, and its search parameters."""
 
-    kind: str  # "flat" (exact) | "ivf" (inverted lists) | "ivfpq" (lists of PQ codes, re-ranked) | "hnsw" (graph)
+    kind: str  # "flat" (exact) | "ivf" (inverted lists) | "ivfsq" (lists of 8-bit codes) | "ivfpq" (lists of PQ
+    #            codes, re-ranked) | "hnsw" (graph)
     gpu: bool  # search on a GPU copy of the index
     nlist: int = 0  # IVF: number of inverted lists (k-means centroids)
     nprobe: int = 0  # IVF: lists visited per query
@@ -141,6 +145,8 @@ class IndexChoice:
         if self.kind == "ivfpq":
             fast = "fs" if self.pq_bits == PQ_BITS else ""
             return f"IVF{self.nlist},PQ{self.pq_m}x{self.pq_bits}{fast} nprobe={self.nprobe}, re-ranked exactly ({where})"
+        if self.kind == "ivfsq":
+            return f"IVF{self.nlist},SQ8 nprobe={self.nprobe} ({where})"
         if self.kind == "ivf":
             return f"IVF{self.nlist},Flat nprobe={self.nprobe} ({where})"
         if self.kind == "hnsw":
@@ -179,9 +185,9 @@ def choose_index(n_vectors: int, dim: int, flat_max: int = FLAT_MAX_VECTORS, gpu
     """The index for ``n_vectors`` clips of dimension ``dim``.
 
     Flat (exact) up to ``flat_max`` vectors; above it ``large``: "auto" is HNSW on CPU up to
-    ``hnsw_max`` vectors and IVF-PQ beyond, and IVF on GPU (see the constants above for parameters
+    ``hnsw_max`` vectors and IVF-SQ8 beyond, and IVF on GPU (see the constants above for parameters
     and measured recall). ``gpu=None`` searches on a GPU when faiss-gpu is installed and sees one;
-    HNSW and IVF-PQ (fast-scan codes, which FAISS's GPU index does not take) always run on CPU.
+    HNSW, IVF-SQ8 and IVF-PQ (built for the CPU's memory) always run on CPU.
 
     >>> choose_index(1000, 256, gpu=False).describe()
     'Flat, exact (CPU)'
@@ -192,7 +198,7 @@ def choose_index(n_vectors: int, dim: int, flat_max: int = FLAT_MAX_VECTORS, gpu
     >>> choose_index(1_000_000, 256, gpu=True).describe()
     'IVF4000,Flat nprobe=1000 (GPU)'
     >>> choose_index(17_000_000, 128, gpu=False).describe()
-    'IVF16492,PQ64x4fs nprobe=970, re-ranked exactly (CPU)'
+    'IVF16492,SQ8 nprobe=582 (CPU)'
     >>> choose_index(170_000, 128, gpu=False, large="ivfpq").describe()
     'IVF1649,PQ64x4fs nprobe=412, re-ranked exactly (CPU)'
     """
@@ -203,14 +209,17 @@ def choose_index(n_vectors: int, dim: int, flat_max: int = FLAT_MAX_VECTORS, gpu
     gpu = gpu_available() if gpu is None else gpu
     if n_vectors <= flat_max:
         return IndexChoice("flat", gpu)
-    pq = large == "ivfpq" or (large == "auto" and not gpu and n_vectors > hnsw_max)
-    if not pq and (large == "hnsw" or (large == "auto" and not gpu)):
+    if large == "auto" and not gpu and n_vectors > hnsw_max:
+        large = "ivfsq"
+    if large == "hnsw" or (large == "auto" and not gpu):
         return IndexChoice("hnsw", False, m=HNSW_M, ef_construction=HNSW_EF_CONSTRUCTION,
                            ef_search=hnsw_ef_search(n_vectors))
     nlist = max(1, min(round(IVF_LISTS_PER_SQRT_N * math.sqrt(n_vectors)), n_vectors // IVF_MIN_POINTS_PER_LIST))
     nprobe = min(nlist, max(IVF_MIN_PROBE, nlist // IVF_PROBE_DIVISOR))
-    if pq:
+    if large in ("ivfsq", "ivfpq"):
         nprobe = min(nprobe, max(IVF_MIN_PROBE, IVF_SCAN_CODES * nlist // n_vectors))
+        if large == "ivfsq":
+            return IndexChoice("ivfsq", False, nlist=nlist, nprobe=nprobe)
         return IndexChoice("ivfpq", False, nlist=nlist, nprobe=nprobe, pq_m=pq_codes(dim), pq_bits=PQ_BITS)
     return IndexChoice("ivf", gpu, nlist=nlist, nprobe=nprobe)
 
@@ -225,6 +234,12 @@ def _build(choice: IndexChoice, dim: int, train: np.ndarray | None = None):
         if choice.kind == "ivfpq":
             index = faiss.IndexIVFPQFastScan(quantizer, dim, choice.nlist, choice.pq_m, choice.pq_bits,
                                              faiss.METRIC_INNER_PRODUCT)
+        elif choice.kind == "ivfsq":
+            # the vectors themselves (not their residuals), one 8-bit range for every dimension: clips of
+            # content that came after the training fall inside it (per-list or per-dimension ranges
+            # clip them: recall@10 0.77-0.95 against 0.98 on the test of an index that doubled)
+            index = faiss.IndexIVFScalarQuantizer(quantizer, dim, choice.nlist, faiss.ScalarQuantizer.QT_8bit_uniform,
+                                                  faiss.METRIC_INNER_PRODUCT, False)
         else:
             index = faiss.IndexIVFFlat(quantizer, dim, choice.nlist, faiss.METRIC_INNER_PRODUCT)
         index.own_fields = True
@@ -314,6 +329,7 @@ class ClipIndex:
         self._trained_on = 0  # vectors the IVF was trained with (0: not an IVF)
         self._videos: set[int] | None = set()  # video ids in the index (None: recompute from the ids)
         self._gpu_index = None  # search copy on the GPU, dropped on every change
+        self._mapped = False  # the IVF lists are clips.faiss memory-mapped read-only (load(mmap=True))
 
     # -- state --------------------------------------------------------------------------------
     @property
@@ -382,7 +398,14 @@ class ClipIndex:
         if self._needs_new_structure():
             self.rebuild()
 
+    def _writable(self) -> None:
+        """Read a memory-mapped index into memory before a change (FAISS cannot change mapped lists)."""
+        if self._mapped:
+            self._index, self._mapped = read_index(self.path), False
+            self._videos = None
+
     def _add_vectors(self, vectors: np.ndarray, ids: np.ndarray) -> None:
+        self._writable()
         self._index.add_with_ids(np.ascontiguousarray(vectors, np.float32), np.ascontiguousarray(ids, np.int64))
         if self._videos is not None:
             self._videos.update(np.unique(ids >> WINDOW_BITS).tolist())
@@ -412,6 +435,7 @@ class ClipIndex:
         """Flat (through IDMap2) and IVF remove in place; never called for HNSW."""
         import faiss
 
+        self._writable()
         ids = self.ids()
         doomed = np.ascontiguousarray(ids[np.isin(ids >> WINDOW_BITS, video_ids)])
         if doomed.size:
@@ -433,9 +457,10 @@ class ClipIndex:
         choice = self._wanted(sum(counts))
         if choice.kind in IVF_KINDS:
             self._index = _build(choice, self.dim, train=self._training_sample(video_ids, counts, choice.nlist))
+            self._mapped = False
             self.choice, self._trained_on, self._videos = choice, sum(counts), set()
         else:
-            self._index = _build(choice, self.dim)
+            self._index, self._mapped = _build(choice, self.dim), False
             self.choice, self._trained_on, self._videos = choice, 0, set()
         start = 0
         while start < len(video_ids):
@@ -584,15 +609,21 @@ class ClipIndex:
         with storage_errors(self.path):
             return atomic_write(self.path, write)
 
-    def load(self) -> bool:
-        """Read ``clips.faiss`` if it exists (False when there is none, leaving the index empty)."""
+    def load(self, mmap: bool = False) -> bool:
+        """Read ``clips.faiss`` if it exists (False when there is none, leaving the index empty).
+
+        ``mmap``: an IVF index's lists stay in the file, memory-mapped read-only (a reader opens
+        the 2 GB index of a million videos at once, and its memory holds the lists searched, not
+        all of them); the first change reads the file into memory (``_writable``). Other kinds are
+        read into memory either way."""
         if not self.path.is_file():
             return False
-        index = read_index(self.path)
+        index = read_index(self.path, mmap=mmap)
         if index.d != self.dim:
             raise ClipIndexError(f"{self.path} holds {index.d}-d clip embeddings but this index expects "
                                  f"{self.dim}-d ones (another model?): re-index with `vidseek index --rebuild`")
         self._index, self.choice = index, _choice_of(index, self.gpu)
+        self._mapped = mmap and self.choice.kind in IVF_KINDS
         self._trained_on = self.ntotal if self.choice.kind in IVF_KINDS else 0
         self._videos = None
         self._changed()
@@ -608,13 +639,14 @@ def file_crc32(path: str | Path) -> int:
     return crc
 
 
-def read_index(path: str | Path):
+def read_index(path: str | Path, mmap: bool = False):
     """The clip index stored at ``path`` (IndexIDMap2 or IndexIVF); ``ClipIndexError`` when the
-    file is unreadable or holds something else."""
+    file is unreadable or holds something else. ``mmap``: IVF lists memory-mapped, read-only."""
     import faiss
 
+    flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
     try:
-        index = faiss.read_index(str(path))  # returned as its concrete class (IndexIDMap2, IndexIVFFlat)
+        index = faiss.read_index(str(path), flags)  # returned as its concrete class (IndexIDMap2, IndexIVFFlat)
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unknown error"
         raise ClipIndexError(f"{path} is unreadable ({first}); delete it: `vidseek index` rebuilds it "
@@ -638,6 +670,8 @@ def _choice_of(index, gpu: bool) -> IndexChoice:
     """The ``IndexChoice`` describing a loaded index, with vidseek's search parameters applied."""
     import faiss
 
+    if isinstance(index, faiss.IndexIVFScalarQuantizer):
+        return IndexChoice("ivfsq", False, nlist=int(index.nlist), nprobe=int(index.nprobe))
     if isinstance(index, (faiss.IndexIVFPQ, faiss.IndexIVFPQFastScan)):  # 8-bit codes: built before fast-scan
         return IndexChoice("ivfpq", False, nlist=int(index.nlist), nprobe=int(index.nprobe), pq_m=int(index.pq.M),
                            pq_bits=int(index.pq.nbits))

@@ -287,9 +287,11 @@ class Searcher:
                 catalog.check_fingerprint(bundle.fingerprint)
                 grounder = Grounder(bundle, self._backend)
             clips = ClipIndex(index_dir, int(settings.dim))
-            loaded = clips.load() if not self._distrust_clips else False
+            loaded = clips.load(mmap=True) if not self._distrust_clips else False
             unfit = {}
             if not (loaded and clips.video_key() == catalog.ok_key()):  # else it holds the catalog's videos
+                if loaded:
+                    clips.load()  # into memory: reconciling changes it
                 held = clips.video_ids()
                 lagging = [v for v in catalog.videos("ok") if v.id not in held]
                 unfit = integrity.damaged_videos(lagging, settings, clips.embeddings)  # reconcile reads these files
