@@ -61,6 +61,7 @@ def test_bench_reports_every_part_side_by_side(excl_world, tmp_path, invoke):
     (lib,) = report["libraries"]
     assert lib["videos"] == 50 and lib["library"]["clips"] == lib["clips"] > 50
     assert lib["files"]["states_cache"] > 0 and lib["files"]["clips_faiss"] > 0 and lib["rss"]["open"] > 0
+    assert lib["files"]["allocated"] >= lib["files"]["states_cache"] + lib["files"]["clips_cache"]
     assert set(lib["query"]) == set(measured) and not lib["errors"]
     for q in lib["query"].values():
         _check_stats(q["end_to_end"])
@@ -88,7 +89,7 @@ def test_bench_reports_every_part_side_by_side(excl_world, tmp_path, invoke):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "plot ->" in r.output
     assert "| videos | backend |" in md.read_text() and "**Backends**" in md.read_text()
     scale = md.read_text().split("**Scale")[1].split("\n\n")[1].splitlines()
-    assert "| disk GB |" in scale[0] and "| recall@50 |" in scale[0]
+    assert "| disk GB (files) |" in scale[0] and "| recall@50 |" in scale[0]
     assert dict(zip(scale[0].split(" | "), scale[2].split(" | ")))["recall@50"] == "1.0"
 
 

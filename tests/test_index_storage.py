@@ -645,3 +645,23 @@ def test_an_ivf_rebuild_trains_on_a_sample_of_whole_videos_and_keeps_recall(tmp_
     found = (video << 20) + window
     recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found, exact_top(vectors, ids, queries, 10))])
     assert recall >= 0.9, recall
+
+
+def test_a_rebuild_holds_few_files_open(tmp_path):
+    """Rebuilding from the cache copies each video's file and lets it go: a training sample of
+    tens of thousands of videos once held a memory map (a file descriptor) for each of them."""
+    emb = clustered(300, 10, 16, seed=12)
+    index = ClipIndex(tmp_path, 16, flat_max=10**9, gpu=False)
+    fill(index, emb)
+    index.save()
+    code = (
+        "import resource, sys\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (128, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))\n"
+        "from vidseek.index.clips import ClipIndex\n"
+        f"index = ClipIndex({str(tmp_path)!r}, 16, flat_max=100, gpu=False, large='ivf')\n"
+        "index.load()\n"
+        "index.rebuild()  # IVF now: trained on all 300 videos' clips, then filled\n"
+        "assert index.choice.kind == 'ivf' and index.ntotal == 3000, index.choice\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=False)
+    assert r.returncode == 0, r.stderr[-2000:]

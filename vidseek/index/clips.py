@@ -64,8 +64,8 @@ IVF_RETRAIN_GROWTH = 2.0
 # re-ranking: a search reads nothing but the index. Measured on 1M clustered 128-d clips (60k
 # videos of 17 windows, the bench's distribution), 200 queries near stored clips, one thread,
 # recall@10 / @20 / @50 against exact search, by lists probed of 4039:
-#   IVF-SQ8:            64: 0.94 / 0.86 / 0.52 at 0.41 ms; 256: 0.98 / 0.92 / 0.70 at 1.4 ms;
-#                       512: 0.98 / 0.95 / 0.80 at 2.8 ms; 1009: 0.99 / 0.98 / 0.90 at 5.3 ms (~20 ns a code)
+#   IVF-SQ8 (as built): 64: 0.94 / 0.86 / 0.52 at 0.31 ms; 256: 0.97 / 0.92 / 0.70 at 1.0 ms;
+#                       512: 0.98 / 0.95 / 0.80 at 2.0 ms; 1009: 0.98 / 0.98 / 0.90 at 4.1 ms (~16 ns a code)
 #   IVF-PQ64x4fs, the shortlist of 400 re-ranked from float16 vectors in memory: the same recall
 #                       (+-0.01) at 0.36 / 0.77 / 1.3 / 2.1 ms (~8 ns a code), and 40 bytes a clip;
 #   IVF-PQ64x8, re-ranked alike: the same recall at 0.9 / 2.9 / 5.4 / 12.6 ms.
@@ -74,7 +74,7 @@ IVF_RETRAIN_GROWTH = 2.0
 # ~0.5 ms a cold file, 200 ms a query), so past HNSW the default is IVF-SQ8; IVF-PQ (large="ivfpq")
 # remains for machines whose memory cannot hold 136 bytes a clip. Recall follows the probes: lists as
 # IVF-Flat, probes nlist / 4 too, but at most IVF_SCAN_CODES clips a query: at 17M clips nlist / 4
-# would scan 4M (~80 ms) for the ranks past 20, which are near-ties of unrelated clips.
+# would scan 4M (~65 ms) for the ranks past 20, which are near-ties of unrelated clips.
 HNSW_MAX_VECTORS = 2_000_000
 PQ_DIMS_PER_CODE, PQ_BITS, RERANK_FACTOR = 2, 4, 8
 IVF_SCAN_CODES = 600_000  # IVF-SQ8 / IVF-PQ on CPU: clips scanned a query at most (the probes' share)
@@ -469,7 +469,7 @@ class ClipIndex:
                 size += counts[end]
                 end += 1
             chunk = video_ids[start:end]
-            self._add_vectors(self._stack(chunk), _ids_for(chunk, counts[start:end]))
+            self._add_vectors(self._stack(chunk, counts[start:end]), _ids_for(chunk, counts[start:end]))
             start = end
         self._changed()
 
@@ -479,23 +479,25 @@ class ClipIndex:
         ``max(IVF_TRAIN_PER_LIST * nlist, IVF_TRAIN_MIN)``."""
         want = max(IVF_TRAIN_PER_LIST * nlist, IVF_TRAIN_MIN)
         if sum(counts) <= want:
-            return self._stack(video_ids)
+            return self._stack(video_ids, counts)
         chosen, total = [], 0
         for i in np.random.default_rng(0).permutation(len(video_ids)):
-            chosen.append(video_ids[i])
+            chosen.append(i)
             total += counts[i]
             if total >= want:
                 break
-        return self._stack(sorted(chosen))
+        chosen.sort()
+        return self._stack([video_ids[i] for i in chosen], [counts[i] for i in chosen])
 
-    def _stack(self, video_ids: list[int]) -> np.ndarray:
-        """The stored embeddings of these videos, one after the other, as one (N, dim) float32 array."""
-        parts = [self.embeddings.get(v, shape=(None, self.dim)) for v in video_ids]
-        out = np.empty((sum(len(p) for p in parts), self.dim), np.float32)
+    def _stack(self, video_ids: list[int], counts: list[int]) -> np.ndarray:
+        """The stored embeddings of these videos (``counts[i]`` clips each), one after the other, as
+        one (N, dim) float32 array. Each file is copied and let go at once: holding every memory map
+        holds a file descriptor each (a training sample of 60k videos ran out of them)."""
+        out = np.empty((sum(counts), self.dim), np.float32)
         row = 0
-        for p in parts:
-            out[row:row + len(p)] = p
-            row += len(p)
+        for video_id, n in zip(video_ids, counts):
+            out[row:row + n] = self.embeddings.get(video_id, shape=(n, self.dim))
+            row += n
         return out
 
     def reconcile(self, ok_video_ids: Iterable[int]) -> Reconciled:
