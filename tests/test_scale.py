@@ -132,3 +132,25 @@ def test_the_faiss_comparison_measures_the_librarys_own_ivf(tmp_path, kind):
     assert own[-1]["recall@10"] >= 0.9 and own[0]["recall@50"] <= own[-1]["recall@50"]  # recall follows the probes
     assert index.faiss_index.nprobe == index.choice.nprobe  # left as searches use it
     assert {r["kind"] for r in rows} == {"flat", "hnsw", "ivf", "ivfsq", "ivfpq"}  # small: side indexes built too
+
+
+def test_the_video_key_saved_beside_the_index_spares_reading_its_ids(tmp_path, monkeypatch):
+    emb = clustered(40, 100, 32, seed=8)
+    index = ClipIndex(tmp_path, 32, flat_max=1000, gpu=False, hnsw_max=2000)
+    fill(index, emb)
+    index.save()
+    counted = [40, sum(range(1, 41)), sum(v * v for v in range(1, 41))]
+    assert (tmp_path / "clips.key.json").is_file()
+    loaded = ClipIndex(tmp_path, 32, flat_max=1000, gpu=False, hnsw_max=2000)
+    loaded.load(mmap=True)
+    with monkeypatch.context() as m:
+        m.setattr(ClipIndex, "ids", lambda self: pytest.fail("read every id"))
+        assert loaded.video_key() == counted
+    loaded.remove_video(40)  # changed since loaded: counted from the index, not the record
+    assert loaded.video_key() == [39, sum(range(1, 40)), sum(v * v for v in range(1, 40))]
+    stale = (tmp_path / "clips.key.json").read_text()
+    loaded.save()
+    (tmp_path / "clips.key.json").write_text(stale)  # a record of another file (a writer killed in between)
+    again = ClipIndex(tmp_path, 32, flat_max=1000, gpu=False, hnsw_max=2000)
+    again.load()
+    assert again.video_key() == [39, sum(range(1, 40)), sum(v * v for v in range(1, 40))]

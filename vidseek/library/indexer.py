@@ -22,7 +22,7 @@ from vidseek.engine.session import BackendUnavailable
 from vidseek.index import IndexStorageError, integrity
 from vidseek.index.cache import KINDS, CacheError, FeatureCache, StorageWriteError, remove_temporaries
 from vidseek.index.catalog import CATALOG_FILE, SCHEMA_VERSION, Catalog, IndexMismatch, content_hash
-from vidseek.index.clips import INDEX_FILE, ClipIndex, ClipIndexError, file_crc32
+from vidseek.index.clips import INDEX_FILE, KEY_FILE, ClipIndex, ClipIndexError, file_crc32
 from vidseek.index.lock import WriterLock
 from vidseek.index.settings import IndexSettings
 
@@ -142,6 +142,7 @@ def discard_index(index_dir: Path) -> None:
     Killed midway, the catalog is still unusable or already gone, and ``--rebuild`` runs again.
     """
     _delete(index_dir / INDEX_FILE)
+    _delete(index_dir / KEY_FILE)
     if not _unusable_catalog(index_dir):
         with Catalog(index_dir) as catalog:
             catalog.remove([v.path for v in catalog.videos()])
