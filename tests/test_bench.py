@@ -157,6 +157,7 @@ def test_cli_lists_match_the_package():
 
     assert BACKEND_NAMES == BENCH_BACKENDS and PART_NAMES == PARTS
     assert _int_list(None, None, "1k, 10k,100000") == (1000, 10000, 100000)
+    assert _int_list(None, None, "1k,100k,1M") == (1000, 100_000, 1_000_000) == _int_list(None, None, "1000,0.1m,1m")
 
 
 def test_synthetic_library_is_reused_and_never_clobbers_other_folders(excl_world, tmp_path):

@@ -14,18 +14,21 @@ BACKEND_NAMES = ("pytorch", "onnxruntime", "onnxruntime-cuda", "onnxruntime-tens
 PART_NAMES = ("graphs", "index", "query", "naive", "faiss")  # vidseek.bench.PARTS
 
 
+SCALES = {"k": 1_000, "m": 1_000_000}  # library size suffixes: 1k, 100k, 1M
+
+
 def _int_list(ctx, param, value: str) -> tuple[int, ...]:
-    """'1000,10000' or '1k,10k,100k' -> (1000, 10000)."""
+    """'1000,10000' or '1k,100k,1M' -> (1000, 100000, 1000000)."""
     out = []
     for part in (value or "").split(","):
         text = part.strip().lower()
         if not text:
             continue
-        scale = 1000 if text.endswith("k") else 1
+        scale = SCALES.get(text[-1], 1)
         try:
-            number = int(float(text.rstrip("k")) * scale)
+            number = int(float(text[:-1] if scale > 1 else text) * scale)
         except ValueError:
-            raise click.BadParameter(f"expected numbers such as 1000,10000,100000 (or 1k,10k,100k), got {value!r}") from None
+            raise click.BadParameter(f"expected numbers such as 1000,100000,1000000 (or 1k,100k,1M), got {value!r}") from None
         if number < 1:
             raise click.BadParameter(f"library sizes are >= 1 video, got {part.strip()!r}")
         out.append(number)
@@ -64,7 +67,7 @@ def _seconds(ctx, param, value: str) -> tuple[float, float]:
 @click.option("--backends", default="all", show_default=True, callback=_names(BACKEND_NAMES, "backends"),
               help=f"Comma-separated: {', '.join(BACKEND_NAMES)}; unavailable ones are reported with the reason.")
 @click.option("--library-size", "library_sizes", default="1000", show_default=True, callback=_int_list,
-              help="Synthetic library sizes in videos, e.g. 1000,10000,100000 (or 1k,10k,100k).")
+              help="Synthetic library sizes in videos, e.g. 1000,100000,1000000 (or 1k,100k,1M).")
 @click.option("--parts", default="all", show_default=True, callback=_names(PART_NAMES, "parts"),
               help=f"What to measure: {', '.join(PART_NAMES)}.")
 @click.option("--videos", "videos_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
