@@ -63,7 +63,7 @@ IVF_RETRAIN_GROWTH = 2.0
 # Above this many clips on CPU: IVF-SQ8, because HNSW keeps every vector in float32 plus its graph
 # (~(4 * dim + 8 * M) bytes a clip: ~1 KB for 128-d, 17 GB for the 17M clips of a million videos),
 # while IVF-SQ8 keeps each clip as dim bytes (8-bit scalar quantization) and an 8-byte id (136 bytes
-# for 128-d: 2.3 GB at 17M). Its inner products are within ~1e-3 of the exact ones, so it needs no
+# for 128-d: 2.2 GB at 17M). Its inner products are within ~5e-3 of the exact ones, so it needs no
 # re-ranking: a search reads nothing but the index. Measured on 1M clustered 128-d clips (60k
 # videos of 17 windows, the bench's distribution), 200 queries near stored clips, one thread,
 # recall@10 / @20 / @50 against exact search, by lists probed of 4039:
@@ -356,8 +356,8 @@ class ClipIndex:
 
     def video_key(self) -> list[int]:
         """``Catalog.ok_key`` of the videos in the index: as ``save`` recorded it in ``KEY_FILE`` when
-        the index is the file loaded and the record names that very file (a million videos' key
-        without reading 17M ids: ~1.2 s), else from the index's window-0 clips (every video has one)."""
+        the index is the file loaded and the record names that very file (reading a million
+        videos' 17M ids takes ~1 s), else from the index's window-0 clips (every video has one)."""
         if self._file is not None:
             try:
                 stored = json.loads(self.path.with_name(KEY_FILE).read_text())
