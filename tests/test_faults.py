@@ -161,7 +161,8 @@ def read_only_copy(index: Path, folder: Path, full: bool = False):
         copy = folder / "idx"
         shutil.copytree(index, copy, ignore=shutil.ignore_patterns("catalog.sqlite-*", ".lock"))
         if full:
-            with open(folder / "filler", "wb") as fh, contextlib.suppress(OSError):
+            # unbuffered: a buffered file's close would flush what the full disk refused, and raise
+            with open(folder / "filler", "wb", buffering=0) as fh, contextlib.suppress(OSError):
                 while True:
                     fh.write(b"\0" * (1 << 16))
         else:
