@@ -26,6 +26,7 @@ from vidseek.index.integrity import check as check_integrity
 from vidseek.engine.bundle import BundleError, load_bundle
 from vidseek.index.cache import FeatureCache
 from vidseek.index.catalog import Catalog, FileState, IndexMismatch, UnsafePath
+from vidseek.library.searcher import Searcher
 
 PACKAGE = Path(__file__).resolve().parents[1] / "vidseek"
 
@@ -87,7 +88,6 @@ def test_index_built_with_another_bundle_is_refused_naming_both(copy, tmp_path):
     after = load_bundle(other).fingerprint
     r = invoke("index", library, "--index", index, "--model", other, "--no-progress")
     assert r.exit_code == 1 and before in r.output and after in r.output and "do not mix" in r.output, r.output
-    from vidseek.library.searcher import Searcher
 
     with pytest.raises(IndexMismatch, match=f"{before}.*{after}.*use the bundle with fingerprint {before}"):
         Searcher(index, bundle_dir=other)
@@ -239,7 +239,11 @@ def test_catalog_rows_that_leave_the_library_are_ignored_and_removed(copy, bad):
     db.close()
     r = search(index)
     assert r.exit_code == 0 and bad not in r.output and "v1.mp4" in r.output, r.output
+    with Searcher(index) as s:  # its rows are read on demand: the row is no video there either
+        assert vid not in s.videos and len(s.videos) == 2 and vid not in list(s.videos)
+        assert sorted(v.path for v in s.videos.values()) == ["v1.mp4", "v2.mp4"]
     with Catalog(index, readonly=True) as cat:
+        assert cat.ok_ids() == sorted(v.id for v in cat.videos("ok"))
         row = cat.video(vid)
         assert row.status == "error" and "leaves the library root" in row.error and "ignored" in row.error
         assert vid not in {v.id for v in cat.videos("ok")} and cat.counts()["ok"] == 2

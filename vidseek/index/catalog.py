@@ -671,9 +671,10 @@ class Catalog:
         return _video(rows[0]) if rows else None
 
     def ok_ids(self) -> list[int]:
-        """Ids of the ``ok`` rows, ascending (one column: a million rows in a fraction of a second)."""
-        return [int(r[0]) for r in self._rows("read the video ids",
-                                              "SELECT id FROM videos WHERE status = 'ok' ORDER BY id")]
+        """Ids of the ``ok`` videos, ascending: the ok rows but those whose path leaves the root
+        (``_video`` makes them errors). Two columns, no ``Video`` objects: ~0.5 s for a million."""
+        rows = self._rows("read the video ids", "SELECT id, path FROM videos WHERE status = 'ok' ORDER BY id")
+        return [int(vid) for vid, path in rows if not escapes(os.fsdecode(path) if isinstance(path, bytes) else path)]
 
     def ok_key(self) -> list[int]:
         """[count, sum, sum of (id mod OK_KEY_MODULUS) squared] of the ``ok`` ids, counted in SQLite

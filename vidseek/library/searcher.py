@@ -200,12 +200,17 @@ class _IndexChanged(Exception):
 class CatalogVideos(Mapping):
     """The ``ok`` videos of a catalog by id, each row read when first asked for and kept (up to
     ``keep`` rows): a library of a million videos opens without reading them all. ``by_path`` finds
-    one by its catalog path; iterating lists the ids (one column)."""
+    one by its catalog path; ``len`` and iterating read the ids once (``Catalog.ok_ids``)."""
 
     def __init__(self, catalog: Catalog, keep: int = 65_536):
         self._catalog, self._keep = catalog, keep
         self._rows: OrderedDict[int, Video | None] = OrderedDict()
-        self._len: int | None = None
+        self._ids: list[int] | None = None
+
+    def _all(self) -> list[int]:
+        if self._ids is None:
+            self._ids = self._catalog.ok_ids()
+        return self._ids
 
     def _row(self, video_id: int) -> Video | None:
         try:
@@ -229,12 +234,10 @@ class CatalogVideos(Mapping):
         return isinstance(video_id, (int, np.integer)) and self._row(int(video_id)) is not None
 
     def __iter__(self):
-        return iter(self._catalog.ok_ids())
+        return iter(self._all())
 
     def __len__(self) -> int:
-        if self._len is None:
-            self._len = self._catalog.ok_key()[0]
-        return self._len
+        return len(self._all())
 
     def by_path(self, path: str) -> Video | None:
         """The ok video at this catalog path, or None."""
