@@ -226,7 +226,7 @@ def per_action(world: Path, predictions: Path) -> dict:
 @click.option("--distill-epochs", default=12, show_default=True)
 @click.option("--distill-step", default=2, show_default=True, help="Distill on every N-th step of each video.")
 @click.option("--epochs", type=int, default=None,
-              help="Grounding training epochs (default: 6 for ExCL, 4 for PLPNet; the best on val is kept; the "
+              help="Grounding training epochs (default: 6 for ExCL, 2 for PLPNet; the best on val is kept; the "
                    "learning rate is constant, so a longer run repeats these first).")
 @click.option("--install", is_flag=True, help="Copy the bundle into the package (vidseek/builtin/).")
 @click.option("--skip-eval", is_flag=True)

@@ -154,3 +154,16 @@ def test_the_video_key_saved_beside_the_index_spares_reading_its_ids(tmp_path, m
     again = ClipIndex(tmp_path, 32, flat_max=1000, gpu=False, hnsw_max=2000)
     again.load()
     assert again.video_key() == [39, sum(range(1, 40)), sum(v * v for v in range(1, 40))]
+
+
+@pytest.mark.parametrize("large", ["ivfsq", "ivfpq"])
+def test_cpu_kinds_are_searched_on_the_cpu_where_faiss_sees_a_gpu(tmp_path, large):
+    """IVF-SQ8 and IVF-PQ (fast-scan) are built for the CPU: a ClipIndex told a GPU is there searches
+    them where they are, never asking faiss for a GPU copy (which CPU faiss cannot make and
+    faiss-gpu cannot make of fast-scan codes)."""
+    emb = clustered(40, 100, 32, seed=8)
+    index = ClipIndex(tmp_path, 32, flat_max=1000, gpu=True, hnsw_max=2000, large=large)
+    fill(index, emb)
+    assert index.choice.kind == large and not index.choice.gpu
+    _, video, _ = index.search(emb[:, 0], k=5)
+    assert (video[:, 0] == np.arange(1, 41)).mean() >= 0.9

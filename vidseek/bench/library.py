@@ -177,15 +177,14 @@ def _write_files(folder: Path, bundle: Bundle, spec: LibrarySpec, identity: dict
     from vidseek.index.lock import WriterLock
 
     _, h, e = bundle_dims(bundle)
-    _check_disk(folder, spec, h, e, bundle_rate(bundle))
+    rate = bundle_rate(bundle)
+    _check_disk(folder, spec, h, e, rate)
     clear_folder(folder)
     folder.mkdir(parents=True)
     (folder / MARKER).write_text("written by `vidseek bench`; safe to delete\n")
     # the library root, never created: nothing is decoded, and a search treats a missing library folder
     # as one not mounted (its moments are returned from the cache, not left out as deleted files)
     root = folder / "videos"
-    _, h, e = bundle_dims(bundle)
-    rate = bundle_rate(bundle)
     rng = np.random.default_rng(spec.seed)
     pool = np.clip(rng.normal(0.0, 0.3, size=(STATE_POOL_ROWS, h)), -1, 1).astype(np.float16)
     t0 = time.perf_counter()

@@ -232,8 +232,9 @@ def _recall(found: np.ndarray, exact: np.ndarray, k: int) -> float:
     return float(np.mean(hits)) / k
 
 
-def _timed_search(index, queries: np.ndarray, k: int) -> tuple[np.ndarray, list[float]]:
-    """Ids (Q, k) found and the seconds of each single-query search, on one OpenMP thread as
+def _timed_search(search, queries: np.ndarray, k: int) -> tuple[np.ndarray, list[float]]:
+    """Ids (Q, k) found and the seconds of each single-query ``search(query (1, E), k)`` (a FAISS
+    index's ``search``, or anything returning (scores, ids) alike), on one OpenMP thread as
     ``ClipIndex.search`` runs a lone query."""
     import faiss
 
@@ -243,7 +244,7 @@ def _timed_search(index, queries: np.ndarray, k: int) -> tuple[np.ndarray, list[
     try:
         for q in queries:
             t0 = time.perf_counter()
-            _, found = index.search(q[None], k)
+            _, found = search(q[None], k)
             seconds.append(time.perf_counter() - t0)
             ids.append(found[0])
     finally:
@@ -272,8 +273,8 @@ def faiss_comparison(vectors: np.ndarray, ids: np.ndarray, queries: np.ndarray, 
     """
     import faiss
 
-    from vidseek.index.clips import (HNSW_EF_CONSTRUCTION, HNSW_M, PQ_BITS, RERANK_FACTOR, WINDOW_BITS, choose_index,
-                                     pq_codes)
+    from vidseek.index.clips import (HNSW_EF_CONSTRUCTION, HNSW_M, PQ_BITS, RERANK_FACTOR, WINDOW_BITS, IndexChoice,
+                                     _build, choose_index, pq_codes)
 
     k = max(ks)
     n, dim = vectors.shape
@@ -282,10 +283,11 @@ def faiss_comparison(vectors: np.ndarray, ids: np.ndarray, queries: np.ndarray, 
     if small:
         flat = faiss.IndexFlatIP(dim)
         flat.add(vectors)
-        seconds = _timed_search(flat, queries, k)[1]
+        seconds = _timed_search(flat.search, queries, k)[1]
         del flat
-    else:
-        seconds = _timed_knn(vectors, queries[:EXACT_TIMED_MAX], k)
+    else:  # each query scans every vector: a few are enough, and no copy of them is made
+        seconds = _timed_search(lambda q, kk: faiss.knn(q, vectors, kk, metric=faiss.METRIC_INNER_PRODUCT),
+                                queries[:EXACT_TIMED_MAX], k)[1]
     own = None if library is None else library.choice
     rows = [{"index": "Flat (exact)", "kind": "flat", "param": None, "build_s": None, **summarise(seconds).to_dict(),
              **{f"recall@{x}": 1.0 for x in ks}, "library": own is not None and own.kind == "flat"}]
@@ -324,7 +326,7 @@ def faiss_comparison(vectors: np.ndarray, ids: np.ndarray, queries: np.ndarray, 
         hnsw, build_s = inner, round(time.perf_counter() - t0, 2)
     for ef in sorted({max(ef, k) for ef in hnsw_ef}) if inner is not None else ():
         inner.hnsw.efSearch = ef
-        found, seconds = _timed_search(hnsw, queries, k)
+        found, seconds = _timed_search(hnsw.search, queries, k)
         if hnsw is not inner:
             found = row_numbers(found)
         rows.append({"index": f"HNSW{HNSW_M} efSearch={ef}", "kind": "hnsw", "param": ef, "build_s": build_s,
@@ -336,18 +338,13 @@ def faiss_comparison(vectors: np.ndarray, ids: np.ndarray, queries: np.ndarray, 
     if nlist >= 2 and small:
         sample = vectors[np.random.default_rng(0).permutation(n)[: 64 * nlist]]
         for kind, name in (("ivf", "Flat"), ("ivfsq", "SQ8")):
-            if kind == "ivf":
-                ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
-            else:
-                ivf = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(dim), dim, nlist,
-                                                    faiss.ScalarQuantizer.QT_8bit_uniform, faiss.METRIC_INNER_PRODUCT, False)
             t0 = time.perf_counter()
-            ivf.train(sample)
+            ivf = _build(IndexChoice(kind, False, nlist=nlist, nprobe=1), dim, train=sample)  # as the clip index
             ivf.add(vectors)
             build_s = round(time.perf_counter() - t0, 2)
             for probe in sorted({min(p, nlist) for p in (*ivf_probe, max(1, nlist // 4))}):
                 ivf.nprobe = probe
-                found, seconds = _timed_search(ivf, queries, k)
+                found, seconds = _timed_search(ivf.search, queries, k)
                 rows.append({"index": f"IVF{nlist},{name} nprobe={probe}", "kind": kind, "param": probe,
                              "build_s": build_s, "bytes_per_clip": (4 * dim if kind == "ivf" else dim) + 8,
                              **summarise(seconds).to_dict(),
@@ -356,9 +353,8 @@ def faiss_comparison(vectors: np.ndarray, ids: np.ndarray, queries: np.ndarray, 
         # IVF-PQ as the clip index builds it past HNSW_MAX_VECTORS: a shortlist of RERANK_FACTOR * k by
         # PQ distance, re-ranked by the exact inner product (here from the vectors in memory)
         m = pq_codes(dim)
-        pq = faiss.IndexIVFPQFastScan(faiss.IndexFlatIP(dim), dim, nlist, m, PQ_BITS, faiss.METRIC_INNER_PRODUCT)
         t0 = time.perf_counter()
-        pq.train(sample)
+        pq = _build(IndexChoice("ivfpq", False, nlist=nlist, nprobe=1, pq_m=m, pq_bits=PQ_BITS), dim, train=sample)
         pq.add(vectors)
         build_s = round(time.perf_counter() - t0, 2)
         short = min(n, RERANK_FACTOR * k)
@@ -379,20 +375,3 @@ def faiss_comparison(vectors: np.ndarray, ids: np.ndarray, queries: np.ndarray, 
     for row in rows:
         row.setdefault("library", False)  # True: the library's own index as searches use it
     return rows
-
-
-def _timed_knn(vectors: np.ndarray, queries: np.ndarray, k: int) -> list[float]:
-    """Seconds of each single-query exact search over ``vectors`` (no index copy), one thread."""
-    import faiss
-
-    threads = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    seconds = []
-    try:
-        for q in queries:
-            t0 = time.perf_counter()
-            faiss.knn(q[None], vectors, k, metric=faiss.METRIC_INNER_PRODUCT)
-            seconds.append(time.perf_counter() - t0)
-    finally:
-        faiss.omp_set_num_threads(threads)
-    return seconds

@@ -543,7 +543,7 @@ class ClipIndex:
     # -- search -------------------------------------------------------------------------------
     def _searcher(self):
         """The index to search: a GPU copy (made on first use after a change) or the CPU index."""
-        if not self.gpu or self.choice.kind == "hnsw":
+        if not self.choice.gpu:  # HNSW, IVF-SQ8 and IVF-PQ are CPU kinds even where a GPU is
             return self._index
         if self._gpu_index is None:
             import faiss

@@ -579,14 +579,18 @@ class Searcher:
 
     def video_id(self, video: str | os.PathLike) -> int | None:
         """The catalog id of an indexed (ok) video given as ``catalog_path`` takes it; None when it is none."""
-        path = self.catalog_path(video)
-        return None if path is None else self.videos.by_path(path).id
+        row = self._named(video)
+        return None if row is None else row.id
 
     def catalog_path(self, video: str | os.PathLike) -> str | None:
         """The catalog path of an indexed video given as the catalog lists it, or as a path on disk
         (absolute, or relative to the working directory) inside the library; None when it is none."""
+        row = self._named(video)
+        return None if row is None else row.path
+
+    def _named(self, video: str | os.PathLike) -> Video | None:
         rows = (self.videos.by_path(p) for p in path_candidates(video, self.settings.root))
-        return next((row.path for row in rows if row is not None), None)
+        return next((row for row in rows if row is not None), None)
 
     def _stale(self, video_id: int) -> str | None:
         """"deleted" or "changed" when the file of an ok video is gone or differs (size, mtime) from
